@@ -1,0 +1,405 @@
+/*
+## The bodies behind `common.h`
+
+This file holds the few library routines a hypervisor cannot live without. None
+of them is clever; all of them are small enough to check by eye, which matters
+more here than speed: when something goes wrong in a hypervisor, `printf` is the
+only window the student has, and it must not be the thing that is broken.
+*/
+#include "common.h"
+
+/*
+### Memory routines
+
+Byte-at-a-time loops. The Makefile passes `-fno-tree-loop-distribute-patterns`
+so that GCC does not "optimise" the loop in `memset` into a call to `memset`,
+which would be an endless recursion.
+*/
+void *memcpy(void *dst, const void *src, size_t n)
+{
+    u8 *d = dst;
+    const u8 *s = src;
+    while (n--)
+        *d++ = *s++;
+    return dst;
+}
+
+void *memset(void *dst, int c, size_t n)
+{
+    u8 *d = dst;
+    while (n--)
+        *d++ = (u8)c;
+    return dst;
+}
+
+int memcmp(const void *a, const void *b, size_t n)
+{
+    const u8 *x = a, *y = b;
+    for (; n; n--, x++, y++)
+        if (*x != *y)
+            return *x - *y;
+    return 0;
+}
+
+size_t strlen(const char *s)
+{
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+/*
+### `printf`
+
+A format string is read one character at a time. Ordinary characters go
+straight to the console; a `%` starts a *conversion*, read in this order:
+
+    %  [-]  [0]  [width]  [l | ll | z]  conversion
+       |     |      |          |            d i u x X p s c %
+       |     |      |          length of the argument (long, long long, size_t)
+       |     |      minimum field width
+       |     pad numbers with zeros instead of spaces
+       left-align in the field
+
+Numbers are converted into a small buffer, least significant digit first, and
+then printed backwards with the padding the field asks for.
+*/
+static void put_padded(const char *s, size_t len, int width, bool left, char pad)
+{
+    int fill = width > (int)len ? width - (int)len : 0;
+    if (!left)
+        while (fill-- > 0)
+            console_putchar(pad);
+    while (len--)
+        console_putchar(*s++);
+    if (left)
+        while (fill-- > 0)
+            console_putchar(' ');
+}
+
+static void put_number(u64 v, unsigned base, bool upper, bool negative,
+                       int width, bool left, char pad)
+{
+    const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    char buf[24];
+    int i = sizeof(buf);
+    do {
+        buf[--i] = digits[v % base];
+        v /= base;
+    } while (v);
+    if (negative) {
+        // The sign goes before zero padding ("-0042"), after space padding.
+        if (pad == '0') {
+            console_putchar('-');
+            width = width > 0 ? width - 1 : 0;
+        } else {
+            buf[--i] = '-';
+        }
+    }
+    put_padded(&buf[i], sizeof(buf) - i, width, left, pad);
+}
+
+int vprintf(const char *fmt, va_list ap)
+{
+    for (; *fmt; fmt++) {
+        if (*fmt != '%') {
+            console_putchar(*fmt);
+            continue;
+        }
+        fmt++;
+        bool left = false;
+        char pad = ' ';
+        int width = 0, longs = 0;
+        if (*fmt == '-') {
+            left = true;
+            fmt++;
+        }
+        if (*fmt == '0') {
+            pad = '0';
+            fmt++;
+        }
+        while (*fmt >= '0' && *fmt <= '9')
+            width = width * 10 + (*fmt++ - '0');
+        while (*fmt == 'l' || *fmt == 'z') {
+            longs++;
+            fmt++;
+        }
+        // On every architecture here long, long long and size_t are 64 bits.
+        switch (*fmt) {
+        case 'd':
+        case 'i': {
+            i64 v = longs ? va_arg(ap, i64) : va_arg(ap, int);
+            put_number(v < 0 ? -(u64)v : (u64)v, 10, false, v < 0, width, left, pad);
+            break;
+        }
+        case 'u':
+        case 'x':
+        case 'X': {
+            u64 v = longs ? va_arg(ap, u64) : va_arg(ap, unsigned int);
+            put_number(v, *fmt == 'u' ? 10 : 16, *fmt == 'X', false, width, left, pad);
+            break;
+        }
+        case 'p':
+            console_putchar('0');
+            console_putchar('x');
+            put_number((uintptr_t)va_arg(ap, void *), 16, false, false, width, left, pad);
+            break;
+        case 's': {
+            const char *s = va_arg(ap, const char *);
+            if (!s)
+                s = "(null)";
+            put_padded(s, strlen(s), width, left, ' ');
+            break;
+        }
+        case 'c':
+            console_putchar(va_arg(ap, int));
+            break;
+        case '%':
+            console_putchar('%');
+            break;
+        case '\0':
+            return 0; // a lone '%' at the very end: nothing left to print
+        default:
+            // Unknown conversion: show it as written, so the mistake is visible.
+            console_putchar('%');
+            console_putchar(*fmt);
+        }
+    }
+    return 0;
+}
+
+int printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+/*
+`panic` is for the hypervisor's own failures: a disk it cannot read, a guest
+it cannot load, a trap it did not expect. A guest that misbehaves is *not* a
+panic; each architecture reports that as a VM fault with the guest's state.
+Both end the same way, with `power_off(false)`.
+*/
+_Noreturn void panic(const char *fmt, ...)
+{
+    va_list ap;
+    printf("\nhvbook: panic: ");
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    power_off(false);
+}
+
+/*
+### The page allocator
+
+The simplest allocator that works: a *bump pointer*. `next` walks upwards
+through the free range; an allocation rounds it up to the alignment asked for,
+hands out the pages and moves past them.
+
+    page_start                next                               page_end
+    |  handed out, never back  |  free ............................ |
+
+The pages are zeroed before they are handed out. For page tables that is not a
+nicety but a rule: a zero entry is an *invalid* entry on all three
+architectures, and a table full of leftover bytes would map random memory.
+*/
+static uintptr_t page_next, page_end;
+
+void page_init(uintptr_t start, uintptr_t end)
+{
+    page_next = ALIGN_UP(start, PAGE_SIZE);
+    page_end = ALIGN_DOWN(end, PAGE_SIZE);
+}
+
+void *page_alloc(size_t npages, size_t align)
+{
+    if (align < PAGE_SIZE)
+        align = PAGE_SIZE;
+    uintptr_t p = ALIGN_UP(page_next, align);
+    if (p < page_next || npages > (page_end - p) / PAGE_SIZE)
+        panic("out of memory: %zu pages (aligned to %zu bytes) wanted, %zu free",
+              npages, align, (size_t)((page_end - page_next) / PAGE_SIZE));
+    page_next = p + npages * PAGE_SIZE;
+    memset((void *)p, 0, npages * PAGE_SIZE);
+    return (void *)p;
+}
+
+/*
+### The ELF loader
+
+The guest kernel is an ordinary ELF64 executable, the format every compiler
+here produces. Only two of its structures matter for loading (System V ABI,
+"ELF-64 Object File Format", and the `elf(5)` manual page):
+
+The **file header**, at offset 0:
+
+| offset | field | what we require |
+|---|---|---|
+| 0 | `e_ident[0..3]` | `0x7f 'E' 'L' 'F'` |
+| 4 | `e_ident[EI_CLASS]` | 2: 64-bit |
+| 5 | `e_ident[EI_DATA]` | 1: little-endian |
+| 16 | `e_type` | 2: executable (`ET_EXEC`) |
+| 18 | `e_machine` | this architecture |
+| 24 | `e_entry` | inside guest RAM |
+| 32 | `e_phoff` | the program headers lie inside the file |
+| 54 | `e_phentsize` | 56, the size of one program header |
+| 56 | `e_phnum` | at least one |
+
+The **program headers**, one per *segment*. A segment of type `PT_LOAD` says:
+copy `p_filesz` bytes from file offset `p_offset` to (guest-physical) address
+`p_paddr`, then fill with zeros up to `p_memsz` bytes; that tail is the
+program's `.bss`. A kernel runs with its MMU off, so it is linked at physical
+addresses and the loader uses `p_paddr`.
+
+Every number in the file is untrusted: the file came from a disk image anyone
+can edit. So every sum is checked for overflow before it is compared, and
+every segment must fit the file (what we copy from) and guest RAM (where we
+copy to).
+*/
+struct elf64_ehdr {
+    u8 e_ident[16];
+    u16 e_type, e_machine;
+    u32 e_version;
+    u64 e_entry, e_phoff, e_shoff;
+    u32 e_flags;
+    u16 e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx;
+};
+
+struct elf64_phdr {
+    u32 p_type, p_flags;
+    u64 p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align;
+};
+
+#define ET_EXEC 2
+#define PT_LOAD 1
+
+/* Is [start, start + len) inside [base, base + size)? Written so that no sum
+   can wrap around: a wrapped sum would make a huge segment look small. */
+static bool range_inside(u64 start, u64 len, u64 base, u64 size)
+{
+    return start >= base && start - base <= size && len <= size - (start - base);
+}
+
+const char *elf_load(const void *image, size_t size, u16 machine, u64 ram_gpa,
+                     u64 ram_size, void *ram_host, u64 *entry)
+{
+    const struct elf64_ehdr *eh = image;
+
+    if (size < sizeof(*eh))
+        return "ELF: the file is shorter than an ELF header (64 bytes)";
+    if (memcmp(eh->e_ident, "\177ELF", 4) != 0)
+        return "ELF: bad magic, this is not an ELF file";
+    if (eh->e_ident[4] != 2)
+        return "ELF: not a 64-bit ELF file (EI_CLASS is not ELFCLASS64)";
+    if (eh->e_ident[5] != 1)
+        return "ELF: not little-endian (EI_DATA is not ELFDATA2LSB)";
+    if (eh->e_type != ET_EXEC)
+        return "ELF: not an executable (e_type is not ET_EXEC)";
+    if (eh->e_machine != machine)
+        return "ELF: built for another machine (e_machine does not match this architecture)";
+    if (eh->e_phentsize != sizeof(struct elf64_phdr))
+        return "ELF: unexpected program header size (e_phentsize is not 56)";
+    if (eh->e_phnum == 0)
+        return "ELF: no program headers, nothing to load";
+    if (!range_inside(eh->e_phoff, (u64)eh->e_phnum * sizeof(struct elf64_phdr), 0, size))
+        return "ELF: the program header table runs past the end of the file";
+    if (!range_inside(eh->e_entry, 1, ram_gpa, ram_size))
+        return "ELF: the entry point is outside guest RAM";
+
+    // First check every segment, then copy: a file that fails half-way must
+    // not leave a half-loaded guest behind.
+    const struct elf64_phdr *ph = (const void *)((const u8 *)image + eh->e_phoff);
+    int loads = 0;
+    for (int i = 0; i < eh->e_phnum; i++) {
+        if (ph[i].p_type != PT_LOAD)
+            continue;
+        loads++;
+        if (ph[i].p_filesz > ph[i].p_memsz)
+            return "ELF: a segment has more bytes in the file than in memory (p_filesz > p_memsz)";
+        if (!range_inside(ph[i].p_offset, ph[i].p_filesz, 0, size))
+            return "ELF: a segment runs past the end of the file (truncated file?)";
+        if (!range_inside(ph[i].p_paddr, ph[i].p_memsz, ram_gpa, ram_size))
+            return "ELF: a segment lies outside guest RAM";
+    }
+    if (loads == 0)
+        return "ELF: no PT_LOAD segment, nothing to load";
+
+    for (int i = 0; i < eh->e_phnum; i++) {
+        if (ph[i].p_type != PT_LOAD)
+            continue;
+        u8 *dst = (u8 *)ram_host + (ph[i].p_paddr - ram_gpa);
+        memcpy(dst, (const u8 *)image + ph[i].p_offset, ph[i].p_filesz);
+        memset(dst + ph[i].p_filesz, 0, ph[i].p_memsz - ph[i].p_filesz);
+    }
+    *entry = eh->e_entry;
+    return NULL;
+}
+
+/*
+### Loading the guest kernel
+
+The steps, each of which can fail with its own message:
+
+    virtio_blk_probe   is there a disk?
+    fat_mount          is it a FAT volume we can read?
+    fat_stat           is the file there, and does it fit in guest RAM?
+    fat_read_file      read it whole into a scratch buffer
+    elf_load           is it an ELF file for this machine that fits? copy it
+
+The scratch buffer comes from the page allocator and is never given back;
+the loaded segments are copies in guest RAM, so the guest never sees it.
+*/
+u64 load_guest_kernel(const char *path, u16 machine, u64 ram_gpa, u64 ram_size,
+                      void *ram_host, uintptr_t virtio_base, uintptr_t virtio_stride,
+                      int virtio_slots)
+{
+    static struct fat_fs fs;
+    const char *err;
+    u32 size;
+    u64 entry;
+
+    printf("app: %s\n", path);
+    if ((err = virtio_blk_probe(virtio_base, virtio_stride, virtio_slots)))
+        panic("cannot load %s: %s", path, err);
+    if ((err = fat_mount(&fs, virtio_blk_read, NULL)))
+        panic("cannot load %s: %s", path, err);
+    if ((err = fat_stat(&fs, path, &size)))
+        panic("cannot load %s: %s", path, err);
+    if (size > ram_size)
+        panic("cannot load %s: it is %u bytes, more than the guest's %lu bytes of RAM",
+              path, size, ram_size);
+    void *buf = page_alloc(ALIGN_UP((u64)size + 1, PAGE_SIZE) / PAGE_SIZE, PAGE_SIZE);
+    if ((err = fat_read_file(&fs, path, buf, size, &size)))
+        panic("cannot load %s: %s", path, err);
+    printf("Loaded %u bytes from %s\n", size, path);
+    if ((err = elf_load(buf, size, machine, ram_gpa, ram_size, ram_host, &entry)))
+        panic("cannot load %s: %s", path, err);
+    return entry;
+}
+
+/*
+### Exit statistics
+
+Popek and Goldberg's *efficiency* property says most guest instructions run
+directly on the CPU and only a few trap to the hypervisor. This table, printed
+when the guest has shut down, lets you see how few: every exit reason with its
+count, and the total. Reasons that never happened are left out.
+*/
+void print_exit_stats(const char *const names[], const u64 counts[], int n)
+{
+    u64 total = 0;
+    printf("VM exits by reason:\n");
+    for (int i = 0; i < n; i++) {
+        if (counts[i] == 0)
+            continue;
+        printf("  %-28s %8lu\n", names[i], counts[i]);
+        total += counts[i];
+    }
+    printf("  %-28s %8lu\n", "total", total);
+}

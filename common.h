@@ -1,0 +1,188 @@
+/*
+# The shared kit: `common.h`
+
+Every hypervisor in this book is a program with no operating system underneath
+it. There is no C library, no `malloc`, no `printf`: the firmware (or QEMU) jumps
+to our first instruction and from then on everything is ours to provide. This
+header declares the small kit that all three architectures share:
+
+| part | what it gives | body in |
+|---|---|---|
+| types | fixed-width integers, `bool`, `size_t` | this header |
+| console | `printf` with the usual conversions, `panic` | `common.c` |
+| memory | `memcpy`, `memset`, `memcmp`, a page allocator | `common.c` |
+| ELF | a loader that checks every field it trusts | `common.c` |
+| statistics | a table of VM exits by reason | `common.c` |
+| disk | the VirtIO block driver and the FAT reader | `virtio.c`, `fat.c` |
+
+It also declares the *contract*: the two functions every architecture file must
+define so that the shared code can reach the outside world.
+
+The header only uses the compiler's freestanding headers (`stdint.h`,
+`stddef.h`, `stdarg.h`, `stdbool.h`), which exist even when there is no C
+library. That has a happy side effect: the very same `fat.c` and ELF loader
+compile on the host, where the unit tests in `tests/` run them against real disk
+images.
+*/
+#ifndef HVBOOK_COMMON_H
+#define HVBOOK_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint8_t u8;
+typedef uint16_t u16;
+typedef uint32_t u32;
+typedef uint64_t u64;
+typedef int64_t i64;
+
+#define PAGE_SIZE 4096UL
+#define MiB (1024UL * 1024UL)
+
+/* `x` rounded up or down to a multiple of `a`, a power of two. */
+#define ALIGN_UP(x, a) (((x) + ((a) - 1)) & ~((u64)(a) - 1))
+#define ALIGN_DOWN(x, a) ((x) & ~((u64)(a) - 1))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+## The contract each architecture fulfils
+
+The shared code needs exactly three things from the machine it runs on: a way
+to put one character on the console, a way to switch the machine off, and a
+barrier that orders memory against device accesses (the VirtIO driver needs it
+between filling a request and telling the device). Each of `riscv64.c`,
+`aarch64.c` and `x86_64.c` defines all three (and the host unit tests define
+them too, with the C library).
+
+`power_off(true)` tells QEMU to exit with status 0, `power_off(false)` with a
+non-zero status, so that `run.sh` and the tests can tell a clean shutdown from a
+failure without parsing anything.
+*/
+void console_putchar(int c);
+_Noreturn void power_off(bool success);
+void io_barrier(void); /* all earlier memory and device accesses complete first */
+
+/*
+## Console
+
+`printf` understands `%d %i %u %x %X %p %s %c %%`, the length modifiers `l`
+and `ll` (and `z` for `size_t`), a field width, zero padding (`%08x`) and
+left alignment (`%-12s`). That is all the hypervisor ever prints with.
+`panic` prints its message and powers the machine off with a failure status.
+*/
+int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int vprintf(const char *fmt, va_list ap);
+_Noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The compiler may emit calls to these even when we never write them, for
+   example to copy a large structure, so they keep their standard names. */
+void *memcpy(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+
+/*
+## Pages
+
+The hypervisor owns all the RAM QEMU gives it beyond its own image. `page_init`
+hands the allocator that range once; `page_alloc(n, align)` then returns `n`
+zeroed, contiguous 4 KiB pages whose address is a multiple of `align` bytes (a
+power of two, at least 4 KiB). Stage-2 root tables need that: RISC-V's Sv39x4
+root is 16 KiB and must be 16 KiB aligned. Nothing is ever freed: a hypervisor
+that runs one VM and stops has no reason to.
+
+Because the hypervisor runs with its own address translation off (or, on x86,
+with an identity map), the pointer returned is also the physical address of the
+memory, which is what page tables and DMA descriptors want.
+*/
+void page_init(uintptr_t start, uintptr_t end);
+void *page_alloc(size_t npages, size_t align);
+
+/*
+## Loading an ELF file
+
+`elf_load` copies the program segments of an ELF64 executable into guest RAM.
+It is handed the whole file (`image`, `size`), the window of guest-physical
+addresses the guest owns (`ram_gpa`, `ram_size`), where that window lives in
+the hypervisor's memory (`ram_host`), and the `e_machine` value this
+architecture expects. It checks everything it relies on before it copies a
+byte, and returns `NULL` with the entry point in `*entry`, or a sentence naming
+the first problem it found.
+*/
+#define EM_X86_64 62
+#define EM_AARCH64 183
+#define EM_RISCV 243
+
+const char *elf_load(const void *image, size_t size, u16 machine, u64 ram_gpa,
+                     u64 ram_size, void *ram_host, u64 *entry);
+
+/*
+## Exit statistics
+
+Every architecture counts its VM exits by reason: how many hypercalls, timer
+interrupts, stage-2 faults. It keeps the counters and a name for each; this
+prints them as a table, followed by the total.
+*/
+void print_exit_stats(const char *const names[], const u64 counts[], int n);
+
+/*
+## The disk: VirtIO block and FAT
+
+Sectors are always 512 bytes at this interface, as in the VirtIO block
+specification. A *block reader* is any function that reads `count` sectors
+starting at `sector` into `buf` and returns 0, or -1 on failure; the FAT
+reader is written against this type alone, so it does not care whether the
+sectors come from a VirtIO device or, in the unit tests, from a file.
+*/
+#define SECTOR_SIZE 512
+
+typedef int (*block_read_fn)(void *ctx, u64 sector, u32 count, void *buf);
+
+/* `virtio.c`: look for a block device in `count` VirtIO-MMIO slots starting
+   at `base`, `stride` bytes apart; NULL on success, else what went wrong. */
+const char *virtio_blk_probe(uintptr_t base, uintptr_t stride, int count);
+u64 virtio_blk_capacity(void); /* in sectors */
+int virtio_blk_read(void *ctx, u64 sector, u32 count, void *buf);
+
+/* `fat.c`: the state of one mounted FAT volume. The fields are described
+   where they are filled in, in `fat_mount`. */
+struct fat_fs {
+    block_read_fn read;
+    void *ctx;
+    u64 total_sectors;   /* size of the volume, in 512-byte sectors */
+    u32 bytes_per_sector;
+    u32 cluster_bytes;
+    u32 fat_type;        /* 12, 16 or 32 */
+    u64 fat_start;       /* first sector of the first FAT */
+    u32 fat_sectors;     /* sectors in one FAT */
+    u64 root_start;      /* FAT12/16: first sector of the fixed root directory */
+    u32 root_entries;    /* FAT12/16: how many entries it holds */
+    u32 root_cluster;    /* FAT32: first cluster of the root directory */
+    u64 data_start;      /* first sector of cluster 2 */
+    u32 cluster_count;   /* data clusters: valid numbers are 2 .. count + 1 */
+};
+
+const char *fat_mount(struct fat_fs *fs, block_read_fn read, void *ctx);
+/* Find `path` ("/sbin/gkernel"): its size in *size. */
+const char *fat_stat(struct fat_fs *fs, const char *path, u32 *size);
+/* Read the whole file into buf (at least `bufsize` bytes); its size in *size. */
+const char *fat_read_file(struct fat_fs *fs, const char *path, void *buf,
+                          size_t bufsize, u32 *size);
+
+/*
+## Loading the guest kernel
+
+Every architecture loads its guest the same way, so the steps live once, in
+`common.c`: find the VirtIO block device in the architecture's slots, mount
+the FAT volume on it, read `path` into a scratch buffer, and hand that to
+`elf_load`. It prints the two lines of `design.md` (`app: ...` and `Loaded
+<n> bytes from ...`) and returns the guest's entry point; on any problem it
+says what and where, and stops with `panic`.
+*/
+u64 load_guest_kernel(const char *path, u16 machine, u64 ram_gpa, u64 ram_size,
+                      void *ram_host, uintptr_t virtio_base, uintptr_t virtio_stride,
+                      int virtio_slots);
+
+#endif

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# run.sh: build what is missing, make the disk and pflash images, boot QEMU.
+#
+#   ./run.sh ARCH [options]        ARCH is riscv64, aarch64 or x86_64
+#
+#   --disk FILE      boot this disk image instead of a fresh one ("none": no disk)
+#   --guest ELF      put this file on the fresh disk as /sbin/gkernel
+#   --bare           run the guest directly on QEMU, without the hypervisor
+#   --timeout S      stop QEMU after S seconds (default 60) and fail
+#   --gdb            start QEMU halted with its gdb stub on port 1234
+#   --log FILE       also write everything QEMU prints to FILE
+#   -h, --help       this text
+#
+# Exit status: 0 exactly when the guest shut down normally and the hypervisor
+# printed "Hypervisor ok!" (with --bare: when the guest powered off with
+# success); 1 on a VM fault, a hypervisor panic or a guest failure; 124 on a
+# timeout; 2 on a usage error.
+set -eu
+cd "$(dirname "$0")"
+
+usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+
+[ $# -ge 1 ] || usage 2
+case "$1" in -h|--help) usage 0 ;; esac
+arch=$1; shift
+case "$arch" in
+  riscv64|aarch64|x86_64) ;;
+  *) echo "run.sh: unknown architecture '$arch' (riscv64, aarch64 or x86_64)" >&2; exit 2 ;;
+esac
+
+disk="" guest="" bare=0 timeout=60 gdb=0 log=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --disk) disk=${2:?--disk needs a file}; shift 2 ;;
+    --guest) guest=${2:?--guest needs a file}; shift 2 ;;
+    --bare) bare=1; shift ;;
+    --timeout) timeout=${2:?--timeout needs seconds}; shift 2 ;;
+    --gdb) gdb=1; shift ;;
+    --log) log=${2:?--log needs a file}; shift 2 ;;
+    -h|--help) usage 0 ;;
+    *) echo "run.sh: unknown option '$1'" >&2; usage 2 ;;
+  esac
+done
+[ "$gdb" = 1 ] && gdb_opt=--gdb || gdb_opt=
+scripts/deps.sh "$arch" $gdb_opt
+
+b=build/$arch
+make --no-print-directory -s ARCH="$arch" >&2
+[ -n "$guest" ] || guest=$b/gkernel
+[ -f "$guest" ] || { echo "run.sh: no such guest file: $guest" >&2; exit 2; }
+
+# The machine each architecture runs on (see design.md, "Machines and memory
+# maps"): the QEMU program, its machine options with and without the
+# hypervisor, where the pflash image goes and how big it must be.
+case "$arch" in
+  riscv64)
+    qemu=qemu-system-riscv64
+    machine=(-M virt -m 128M -bios default)
+    bare_machine=("${machine[@]}")
+    pflash_size=$((32 << 20)) ;;
+  aarch64)
+    qemu=qemu-system-aarch64
+    machine=(-M virt,virtualization=on,gic-version=3 -cpu max -m 256M)
+    bare_machine=(-M virt,gic-version=3 -cpu max -m 256M)
+    pflash_size=$((64 << 20)) ;;
+  x86_64)
+    qemu=qemu-system-x86_64
+    machine=(-M microvm,x-option-roms=off,rtc=off -cpu max,+svm -m 256M
+             -device isa-debug-exit,iobase=0xf4,iosize=4)
+    bare_machine=("${machine[@]}")
+    pflash_size=0 ;;
+esac
+
+# The pflash image: all 0xFF, as erased flash is, with the magic "pfld" at
+# offset 0. QEMU insists that the file be exactly the size of the device.
+pflash_opt=()
+if [ "$pflash_size" -gt 0 ]; then
+  pflash=$b/pflash.img
+  if [ ! -f "$pflash" ] || [ "$(wc -c <"$pflash")" -ne "$pflash_size" ]; then
+    head -c "$pflash_size" /dev/zero | tr '\0' '\377' >"$pflash.tmp"
+    printf 'pfld' | dd of="$pflash.tmp" conv=notrunc status=none
+    mv "$pflash.tmp" "$pflash"
+  fi
+  if [ "$arch" = riscv64 ]; then
+    # QEMU's RISC-V virt machine takes a drive on pflash unit 1 for S-mode
+    # firmware (EDK2) and makes OpenSBI jump into the flash instead of to
+    # -kernel. So pflash1 gets no drive; QEMU's generic loader writes the
+    # image into the flash device at reset instead.
+    pflash_opt=(-device "loader,file=$pflash,addr=0x22000000,force-raw=on")
+  else
+    pflash_opt=(-drive "if=pflash,unit=1,format=raw,file=$pflash")
+  fi
+fi
+
+# The disk: a fresh 64 MiB FAT32 image holding /sbin/gkernel, made by mtools
+# without root or loop devices (131072 sectors of 512 bytes).
+disk_opt=()
+if [ "$disk" != none ]; then
+  if [ -z "$disk" ]; then
+    disk=$b/disk.img
+    rm -f "$disk"
+    mformat -i "$disk" -C -T 131072 -h 16 -s 32 -F -v HVBOOK :: 
+    mmd -i "$disk" ::/sbin
+    mcopy -i "$disk" "$guest" ::/sbin/gkernel
+  fi
+  [ -f "$disk" ] || { echo "run.sh: no such disk image: $disk" >&2; exit 2; }
+  # Modern VirtIO (version 2): QEMU offers legacy VirtIO-MMIO unless told.
+  disk_opt=(-global virtio-mmio.force-legacy=false
+            -drive "if=none,format=raw,id=hd,file=$disk" -device virtio-blk-device,drive=hd)
+fi
+
+if [ "$bare" = 1 ]; then
+  kernel=$guest; machine=("${bare_machine[@]}")
+else
+  kernel=$b/hvbook.elf
+  [ "$arch" = x86_64 ] && kernel=$b/hvbook.elf32
+fi
+
+cmd=("$qemu" "${machine[@]}" -nographic -no-reboot -kernel "$kernel" "${disk_opt[@]}" "${pflash_opt[@]}")
+
+if [ "$gdb" = 1 ]; then
+  cat >&2 <<EOF
+QEMU is waiting for a debugger on port 1234. In another terminal:
+
+  gdb-multiarch $kernel -ex 'target remote :1234'
+
+To debug the guest instead, load its symbols in that gdb session:
+
+  (gdb) symbol-file $guest
+
+(on riscv64 both are linked at 0x80200000, so load one or the other). Stop
+QEMU with Ctrl-A X.
+EOF
+  exec "${cmd[@]}" -s -S
+fi
+
+# Run QEMU with a time limit, keeping what it prints, then decide.
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+set +e
+timeout --foreground -k 5 "$timeout" "${cmd[@]}" </dev/null 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+[ -n "$log" ] && cp "$out" "$log"
+
+if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+  echo "run.sh: timed out after $timeout s" >&2
+  exit 124
+fi
+if [ "$bare" = 1 ]; then
+  [ "$status" = 0 ] && exit 0
+  echo "run.sh: QEMU exited with status $status" >&2
+  exit 1
+fi
+if [ "$status" = 0 ] && tr -d '\r' <"$out" | grep -qx 'Hypervisor ok!'; then
+  exit 0
+fi
+echo "run.sh: the VM did not shut down normally (QEMU status $status)" >&2
+exit 1
