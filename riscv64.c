@@ -188,9 +188,16 @@ static struct sbiret sbi_call(u64 eid, u64 fid, u64 a0, u64 a1, u64 a2)
 /*
 These three functions are the contract `common.h` asks every architecture
 for. The console is OpenSBI's, through the legacy putchar call that every
-OpenSBI version has. Switching off uses SRST; the *reason* "system failure"
-makes OpenSBI's QEMU driver exit QEMU with a non-zero status, so a script can
-tell a clean shutdown from a failure. The barrier is `fence iorw, iorw`: all
+OpenSBI version has.
+
+Switching off has a wrinkle. SRST can say *why* the machine stops (reason 1
+is "system failure"), but the OpenSBI 1.1 that Debian 12's QEMU ships ignores
+the reason and makes QEMU exit with status 0 either way. A script must be
+able to tell a clean shutdown from a failure, so on failure hvbook talks to
+the device OpenSBI would have used itself: QEMU virt's *test finisher*
+(`sifive_test`, at 0x10_0000). Writing 0x3333 | (code << 16) to it makes QEMU
+exit with status `code`; 0x5555 means "pass". The guest cannot reach this
+device: the G-stage does not map it. The barrier is `fence iorw, iorw`: all
 earlier memory (`rw`) *and* device (`io`) accesses happen before any later
 one, which is what the VirtIO driver needs between writing a request to
 memory and ringing the device's doorbell (Unprivileged Specification, 2.7,
@@ -201,8 +208,13 @@ void console_putchar(int c)
     sbi_call(SBI_EXT_LEGACY_PUTCHAR, 0, (u8)c, 0, 0);
 }
 
+#define QEMU_TEST_FINISHER 0x100000UL
+#define FINISHER_FAIL(code) (0x3333u | (u32)(code) << 16)
+
 _Noreturn void power_off(bool success)
 {
+    if (!success)
+        *(volatile u32 *)QEMU_TEST_FINISHER = FINISHER_FAIL(1);
     sbi_call(SBI_EXT_SRST, 0, SBI_SRST_SHUTDOWN,
              success ? SBI_SRST_REASON_NONE : SBI_SRST_REASON_FAILURE, 0);
     // Firmware without SRST: the legacy call, which cannot report failure.
@@ -323,13 +335,13 @@ static void gstage_map(u64 gpa, u64 hpa, u64 size, u64 flags)
             pte = ((u64)(uintptr_t)next >> 12) << PTE_PPN_SHIFT | PTE_V;
             table[index] = pte;
         } else if (pte & (PTE_R | PTE_W | PTE_X)) {
-            panic("G-stage: GPA %lx is already inside a larger mapping", gpa);
+            panic("G-stage: GPA 0x%lx is already inside a larger mapping", gpa);
         }
         table = (u64 *)(uintptr_t)((pte >> PTE_PPN_SHIFT) << 12);
     }
     u64 index = (gpa >> (12 + 9 * leaf_level)) & 0x1ff;
     if (table[index] & PTE_V)
-        panic("G-stage: GPA %lx is mapped twice", gpa);
+        panic("G-stage: GPA 0x%lx is mapped twice", gpa);
     table[index] = (hpa >> 12) << PTE_PPN_SHIFT | flags | PTE_V;
 
     /* The hardware may have cached translations, even of the invalid entry
@@ -526,16 +538,22 @@ static enum vm_state vm_state;
 A guest that does something hvbook does not allow is stopped, never ignored
 and never allowed to go on with garbage. `vm_fault` prints everything a
 student needs to find the guest's mistake: what happened, the guest's PC,
-and the trap registers, the way a kernel prints an "oops".
+and the trap registers, the way a kernel prints an "oops". (`vm_dump` is its
+second half, for callers that print a more precise first line themselves.)
 */
+static void vm_dump(u64 scause)
+{
+    printf("  scause 0x%lx  guest pc 0x%lx  stval 0x%lx  htval 0x%lx  htinst 0x%lx\n",
+           scause, vcpu.pc, csr_read(stval), csr_read(htval), csr_read(htinst));
+    printf("  guest ra 0x%lx  sp 0x%lx  a0 0x%lx  a7 0x%lx\n",
+           vcpu.x[1], vcpu.x[2], vcpu.x[REG_A0], vcpu.x[REG_A7]);
+    vm_state = VM_FAULT;
+}
+
 static void vm_fault(const char *what, u64 scause)
 {
     printf("VM fault: %s\n", what);
-    printf("  scause %lx  guest pc %lx  stval %lx  htval %lx  htinst %lx\n",
-           scause, vcpu.pc, csr_read(stval), csr_read(htval), csr_read(htinst));
-    printf("  guest ra %lx  sp %lx  a0 %lx  a7 %lx\n",
-           vcpu.x[1], vcpu.x[2], vcpu.x[REG_A0], vcpu.x[REG_A7]);
-    vm_state = VM_FAULT;
+    vm_dump(scause);
 }
 
 /*
@@ -758,11 +776,11 @@ static void handle_stage2_fault(u64 scause)
         return; // retry the same instruction
     }
     exit_counts[EXIT_REFUSED_FAULT]++;
-    printf("VM fault: guest %s GPA %lx, outside its RAM and devices\n",
+    printf("VM fault: the guest %s GPA 0x%lx, outside its RAM and its devices\n",
            scause == EXC_INST_GUEST_PAGE_FAULT ? "fetched from" :
            scause == EXC_LOAD_GUEST_PAGE_FAULT ? "read" : "wrote",
            gpa);
-    vm_fault("G-stage page fault refused", scause);
+    vm_dump(scause);
 }
 
 /*
@@ -811,7 +829,7 @@ touched wrongly); `start/riscv64.S` sends it here.
 */
 _Noreturn void hv_host_trap(u64 scause, u64 sepc, u64 stval, u64 sp)
 {
-    panic("trap in the hypervisor itself: scause %lx sepc %lx stval %lx sp %lx",
+    panic("trap in the hypervisor itself: scause 0x%lx sepc 0x%lx stval 0x%lx sp 0x%lx",
           scause, sepc, stval, sp);
 }
 

@@ -1,5 +1,28 @@
 # make test: everything in tests/, counted by tests/run-all.sh, which ends
 # with the line "N passed, M failed".
-.PHONY: test
+.PHONY: test test-guests
 test:
 	@tests/run-all.sh $(ARCH)
+
+# Hostile test guests: tests/guests/<arch>-<name>.S -> build/<arch>/tests/<name>.elf,
+# linked where the real guest is linked. badread-ramend is badread aimed at
+# the first byte past guest RAM.
+GUEST_LOAD_riscv64 := 0x80200000
+GUEST_LOAD_aarch64 := 0x40080000
+RAM_END_riscv64 := 0x81000000
+RAM_END_aarch64 := 0x41000000
+
+define TEST_GUEST_RULES
+$(B)/$(1)/tests/%.elf: tests/guests/$(1)-%.S Makefile tests/tests.mk
+	@mkdir -p $$(@D)
+	$$(CROSS_$(1))gcc $$(CFLAGS_$(1)) -nostdlib -static -no-pie -Wl,--build-id=none \
+	  -Wl,-Ttext=$$(GUEST_LOAD_$(1)) -Wl,-z,noexecstack -o $$@ $$<
+$(B)/$(1)/tests/badread-ramend.elf: tests/guests/$(1)-badread.S Makefile tests/tests.mk
+	@mkdir -p $$(@D)
+	$$(CROSS_$(1))gcc $$(CFLAGS_$(1)) -DBAD_GPA=$$(RAM_END_$(1)) -nostdlib -static -no-pie \
+	  -Wl,--build-id=none -Wl,-Ttext=$$(GUEST_LOAD_$(1)) -Wl,-z,noexecstack -o $$@ $$<
+test-guests-$(1): $(patsubst tests/guests/$(1)-%.S,$(B)/$(1)/tests/%.elf,$(wildcard tests/guests/$(1)-*.S)) \
+  $(if $(wildcard tests/guests/$(1)-badread.S),$(B)/$(1)/tests/badread-ramend.elf)
+endef
+$(foreach a,$(ALL_ARCHES),$(eval $(call TEST_GUEST_RULES,$(a))))
+test-guests: $(foreach a,$(ARCH),test-guests-$(a))
