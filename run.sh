@@ -9,6 +9,7 @@
 #   --timeout S      stop QEMU after S seconds (default 60) and fail
 #   --gdb            start QEMU halted with its gdb stub on port 1234
 #   --log FILE       also write everything QEMU prints to FILE
+#   --qemu 'ARGS'    extra QEMU arguments, e.g. --qemu '-cpu rv64,h=false'
 #   -h, --help       this text
 #
 # Exit status: 0 exactly when the guest shut down normally and the hypervisor
@@ -28,7 +29,7 @@ case "$arch" in
   *) echo "run.sh: unknown architecture '$arch' (riscv64, aarch64 or x86_64)" >&2; exit 2 ;;
 esac
 
-disk="" guest="" bare=0 timeout=60 gdb=0 log=""
+disk="" guest="" bare=0 timeout=60 gdb=0 log="" extra=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --disk) disk=${2:?--disk needs a file}; shift 2 ;;
@@ -37,6 +38,7 @@ while [ $# -gt 0 ]; do
     --timeout) timeout=${2:?--timeout needs seconds}; shift 2 ;;
     --gdb) gdb=1; shift ;;
     --log) log=${2:?--log needs a file}; shift 2 ;;
+    --qemu) extra=${2?--qemu needs arguments}; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "run.sh: unknown option '$1'" >&2; usage 2 ;;
   esac
@@ -116,7 +118,8 @@ else
   [ "$arch" = x86_64 ] && kernel=$b/hvbook.elf32
 fi
 
-cmd=("$qemu" "${machine[@]}" -nographic -no-reboot -kernel "$kernel" "${disk_opt[@]}" "${pflash_opt[@]}")
+# shellcheck disable=SC2206
+cmd=("$qemu" "${machine[@]}" -nographic -no-reboot -kernel "$kernel" "${disk_opt[@]}" "${pflash_opt[@]}" $extra)
 
 if [ "$gdb" = 1 ]; then
   cat >&2 <<EOF

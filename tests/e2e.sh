@@ -179,3 +179,9 @@ fi
 nofat=$out/not-fat.img
 head -c $((1 << 20)) /dev/zero >"$nofat"
 expect_failure not-fat 'cannot load /sbin/gkernel: .*' --disk "$nofat"
+
+# --- 6. A CPU that cannot virtualize: a clear refusal ---------------------
+case "$arch" in
+  riscv64) expect_failure no-h-extension 'this CPU has no H extension.*' --qemu '-cpu rv64,h=false' ;;
+  aarch64) expect_failure no-el2 '.*virtualization=on.*' --qemu '-M virtualization=off' ;;
+esac
