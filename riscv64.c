@@ -471,10 +471,15 @@ static void vcpu_setup(u64 entry)
     csr_write(vstvec, 0);
     csr_write(vsie, 0);
 
-    /* hgatp: Sv39x4, VMID 0, the root's physical page number. The write
-       changes which table the guest uses, so it is followed by a fence too
-       (8.2.10). */
-    csr_write(hgatp, HGATP_MODE_SV39X4 | ((uintptr_t)gstage_root >> 12));
+    /* hgatp: Sv39x4, VMID 0, the root's physical page number. hgatp is
+       WARL: a write asking for a mode the CPU lacks is simply ignored
+       (8.2.10), so read it back rather than trust it. The write changes
+       which table the guest uses, so it is followed by a fence too. */
+    u64 hgatp = HGATP_MODE_SV39X4 | ((uintptr_t)gstage_root >> 12);
+    csr_write(hgatp, hgatp);
+    if (csr_read(hgatp) != hgatp)
+        panic("this CPU does not support Sv39x4 G-stage translation (hgatp reads 0x%lx)",
+              csr_read(hgatp));
     hfence_gvma(0, 0);
 
     csr_set(hstatus, HSTATUS_SPV | HSTATUS_SPVP);

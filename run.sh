@@ -79,9 +79,9 @@ pflash_opt=()
 if [ "$pflash_size" -gt 0 ]; then
   pflash=$b/pflash.img
   if [ ! -f "$pflash" ] || [ "$(wc -c <"$pflash")" -ne "$pflash_size" ]; then
-    head -c "$pflash_size" /dev/zero | tr '\0' '\377' >"$pflash.tmp"
-    printf 'pfld' | dd of="$pflash.tmp" conv=notrunc status=none
-    mv "$pflash.tmp" "$pflash"
+    head -c "$pflash_size" /dev/zero | tr '\0' '\377' >"$pflash.$$"
+    printf 'pfld' | dd of="$pflash.$$" conv=notrunc status=none
+    mv "$pflash.$$" "$pflash"
   fi
   if [ "$arch" = riscv64 ]; then
     # QEMU's RISC-V virt machine takes a drive on pflash unit 1 for S-mode
@@ -94,13 +94,17 @@ if [ "$pflash_size" -gt 0 ]; then
   fi
 fi
 
+# Each run works in its own directory, so that runs can go on side by side.
+work=$b/run.$$
+mkdir -p "$work"
+trap 'rm -rf "$work"' EXIT
+
 # The disk: a fresh 64 MiB FAT32 image holding /sbin/gkernel, made by mtools
 # without root or loop devices (131072 sectors of 512 bytes).
 disk_opt=()
 if [ "$disk" != none ]; then
   if [ -z "$disk" ]; then
-    disk=$b/disk.img
-    rm -f "$disk"
+    disk=$work/disk.img
     mformat -i "$disk" -C -T 131072 -h 16 -s 32 -F -v HVBOOK :: 
     mmd -i "$disk" ::/sbin
     mcopy -i "$disk" "$guest" ::/sbin/gkernel
@@ -134,12 +138,12 @@ To debug the guest instead, load its symbols in that gdb session:
 (on riscv64 both are linked at 0x80200000, so load one or the other). Stop
 QEMU with Ctrl-A X.
 EOF
-  exec "${cmd[@]}" -s -S
+  "${cmd[@]}" -s -S
+  exit
 fi
 
 # Run QEMU with a time limit, keeping what it prints, then decide.
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+out=$work/qemu.log
 set +e
 timeout --foreground -k 5 "$timeout" "${cmd[@]}" </dev/null 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}

@@ -26,3 +26,8 @@ test-guests-$(1): $(patsubst tests/guests/$(1)-%.S,$(B)/$(1)/tests/%.elf,$(wildc
 endef
 $(foreach a,$(ALL_ARCHES),$(eval $(call TEST_GUEST_RULES,$(a))))
 test-guests: $(foreach a,$(ARCH),test-guests-$(a))
+
+# make bench: figures, not verdicts (see tests/bench.sh).
+.PHONY: bench
+bench:
+	@tests/bench.sh $(ARCH)
