@@ -446,6 +446,9 @@ guest does not see Sstc, so it must ask for timer interrupts through SBI
 `set_timer`, and that is the path this chapter teaches (section 5). A guest
 that touches `stimecmp` anyway takes a virtual-instruction exit.
 
+**Fresh code.** The kernel was copied into guest RAM as data; a `fence.i`
+makes sure the CPU fetches those bytes and not stale instructions.
+
 **Where the guest starts.** As OpenSBI would start a kernel: in S-mode (for
 us VS-mode: `hstatus.SPV` = 1, `sstatus.SPP` = 1), at 0x8020_0000, with
 `a0` = the hart ID and `a1` = the device tree address. hvbook builds no
@@ -481,6 +484,13 @@ static void vcpu_setup(u64 entry)
         panic("this CPU does not support Sv39x4 G-stage translation (hgatp reads 0x%lx)",
               csr_read(hgatp));
     hfence_gvma(0, 0);
+
+    /* The loader wrote the guest's code with ordinary stores; the guest
+       will fetch it as instructions. RISC-V does not keep the two in step
+       by itself: FENCE.I makes earlier stores visible to later instruction
+       fetches on this hart (Unprivileged Specification, chapter 3,
+       "Zifencei"). */
+    __asm__ volatile("fence.i" ::: "memory");
 
     csr_set(hstatus, HSTATUS_SPV | HSTATUS_SPVP);
     csr_set(sstatus, SSTATUS_SPP);
