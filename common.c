@@ -286,13 +286,25 @@ static bool range_inside(u64 start, u64 len, u64 base, u64 size)
     return start >= base && start - base <= size && len <= size - (start - base);
 }
 
+/* Copy program header `i` out of the file. The file is untrusted, and so is
+   `e_phoff`: it may be odd, and a struct read from an odd address is an
+   alignment fault on some CPUs (AArch64 with its MMU off, for one). A byte
+   copy into an aligned local has no such problem. */
+static struct elf64_phdr elf_phdr(const void *image, const struct elf64_ehdr *eh, int i)
+{
+    struct elf64_phdr ph;
+    memcpy(&ph, (const u8 *)image + eh->e_phoff + (u64)i * sizeof(ph), sizeof(ph));
+    return ph;
+}
+
 const char *elf_load(const void *image, size_t size, u16 machine, u64 ram_gpa,
                      u64 ram_size, void *ram_host, u64 *entry)
 {
-    const struct elf64_ehdr *eh = image;
+    struct elf64_ehdr ehdr, *eh = &ehdr;
 
     if (size < sizeof(*eh))
         return "ELF: the file is shorter than an ELF header (64 bytes)";
+    memcpy(eh, image, sizeof(*eh));
     if (memcmp(eh->e_ident, "\177ELF", 4) != 0)
         return "ELF: bad magic, this is not an ELF file";
     if (eh->e_ident[4] != 2)
@@ -309,33 +321,34 @@ const char *elf_load(const void *image, size_t size, u16 machine, u64 ram_gpa,
         return "ELF: no program headers, nothing to load";
     if (!range_inside(eh->e_phoff, (u64)eh->e_phnum * sizeof(struct elf64_phdr), 0, size))
         return "ELF: the program header table runs past the end of the file";
-    if (!range_inside(eh->e_entry, 1, ram_gpa, ram_size))
-        return "ELF: the entry point is outside guest RAM";
 
     // First check every segment, then copy: a file that fails half-way must
     // not leave a half-loaded guest behind.
-    const struct elf64_phdr *ph = (const void *)((const u8 *)image + eh->e_phoff);
     int loads = 0;
     for (int i = 0; i < eh->e_phnum; i++) {
-        if (ph[i].p_type != PT_LOAD)
+        struct elf64_phdr ph = elf_phdr(image, eh, i);
+        if (ph.p_type != PT_LOAD)
             continue;
         loads++;
-        if (ph[i].p_filesz > ph[i].p_memsz)
+        if (ph.p_filesz > ph.p_memsz)
             return "ELF: a segment has more bytes in the file than in memory (p_filesz > p_memsz)";
-        if (!range_inside(ph[i].p_offset, ph[i].p_filesz, 0, size))
+        if (!range_inside(ph.p_offset, ph.p_filesz, 0, size))
             return "ELF: a segment runs past the end of the file (truncated file?)";
-        if (!range_inside(ph[i].p_paddr, ph[i].p_memsz, ram_gpa, ram_size))
+        if (!range_inside(ph.p_paddr, ph.p_memsz, ram_gpa, ram_size))
             return "ELF: a segment lies outside guest RAM";
     }
     if (loads == 0)
         return "ELF: no PT_LOAD segment, nothing to load";
+    if (!range_inside(eh->e_entry, 1, ram_gpa, ram_size))
+        return "ELF: the entry point is outside guest RAM";
 
     for (int i = 0; i < eh->e_phnum; i++) {
-        if (ph[i].p_type != PT_LOAD)
+        struct elf64_phdr ph = elf_phdr(image, eh, i);
+        if (ph.p_type != PT_LOAD)
             continue;
-        u8 *dst = (u8 *)ram_host + (ph[i].p_paddr - ram_gpa);
-        memcpy(dst, (const u8 *)image + ph[i].p_offset, ph[i].p_filesz);
-        memset(dst + ph[i].p_filesz, 0, ph[i].p_memsz - ph[i].p_filesz);
+        u8 *dst = (u8 *)ram_host + (ph.p_paddr - ram_gpa);
+        memcpy(dst, (const u8 *)image + ph.p_offset, ph.p_filesz);
+        memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
     }
     *entry = eh->e_entry;
     return NULL;

@@ -3,7 +3,7 @@
 
 The hypervisor has to find its guest kernel, `/sbin/gkernel`, on a disk. The
 disk is an image made on the host with `mformat` and `mcopy`, so it holds a
-FAT file system: the oldest file system still in everyday use, spoken by every
+FAT file system: one of the oldest file systems still in everyday use, spoken by every
 operating system, every camera and every firmware. FAT is also small enough to
 read in one sitting, which is why it is here.
 
@@ -675,7 +675,11 @@ reader).
 
 The short name is rebuilt the way a user types it: `KERNEL  ELF` becomes
 `KERNEL.ELF`, `GKERNEL    ` becomes `GKERNEL`, and `.` and `..` come out as
-themselves.
+themselves. A name like `readme.txt`, all in lower case but otherwise a valid
+8.3 name, usually gets no long name at all: Windows NT (and mtools) store it
+as `README  TXT` and set two bits in byte 12 of the entry meaning "show the
+name, or the extension, in lower case". Since we ignore case anyway, we can
+ignore those bits too.
 */
 static char upper(char c)
 {
