@@ -126,7 +126,7 @@ report bare-equivalence "$why"
 for g in badread badread-ramend; do
   run "$g" --guest "$b/tests/$g.elf"
   log=$out/$g.log
-  gpa=$(tr -d '\r' <"$log" | sed -n 's/^VM fault: the guest .* GPA \(0x[0-9a-f]*\).*/\1/p' | head -1)
+  gpa=$(tr -d '\r' <"$log" | sed -n 's/^VM fault: the guest .* [GI]PA \(0x[0-9a-f]*\).*/\1/p' | head -1)
   why=""
   [ "$status" = 1 ] || why="run.sh exited $status, expected 1"
   [ -n "$why" ] || why=$(in_order "$log" 'Entering VM run loop\.\.\.' 'VM fault: .*' '.*guest pc 0x[0-9a-f]+.*')
@@ -145,7 +145,7 @@ if [ -f "$b/tests/badsbi.elf" ] || [ -f "$b/tests/badhvc.elf" ]; then
   case "$g" in
     badsbi) [ -n "$why" ] || why=$(in_order "$log" 'unknown SBI extension answered -2 \(not supported\)' \
               'DBCN write outside guest RAM answered -3 \(invalid param\)' 'Hypervisor ok!') ;;
-    badhvc) [ -n "$why" ] || why=$(in_order "$log" 'unknown hvc answered -1' 'Hypervisor ok!') ;;
+    badhvc) [ -n "$why" ] || why=$(in_order "$log" 'unknown hvc answered -1' 'unknown smc answered -1' 'Hypervisor ok!') ;;
   esac
   report "bad-hypercall-answered" "$why"
 fi
