@@ -161,14 +161,12 @@ vcpu_enter:
     eret                            // into the guest: EL1, pc = ELR_EL2
 
 /*
-`guest_exit` is where the four vectors for exceptions from a lower level
-arrive, with the guest's `x0` and `x1` pushed on the hypervisor stack and the
-kind of exception in `x1`. It saves all 31 guest registers and the five
-registers that describe the exit into the `vcpu`, restores the host's, and
-returns from `vcpu_enter` with the kind, for the run loop to act on.
+Both ways out of EL1 or EL2, a guest exit and a fault of the hypervisor
+itself, begin by storing `x2` to `x30` into a frame at `x0` (the vector has
+already set `x0` and `x1` aside). The frame has the layout of a `vcpu`, so
+one macro serves both.
 */
-guest_exit:
-    mrs     x0, tpidr_el2           // the vcpu
+.macro save_x2_to_x30
     stp     x2, x3, [x0, #GUEST(2)]
     stp     x4, x5, [x0, #GUEST(4)]
     stp     x6, x7, [x0, #GUEST(6)]
@@ -184,6 +182,18 @@ guest_exit:
     stp     x26, x27, [x0, #GUEST(26)]
     stp     x28, x29, [x0, #GUEST(28)]
     str     x30, [x0, #GUEST(30)]
+.endm
+
+/*
+`guest_exit` is where the four vectors for exceptions from a lower level
+arrive, with the guest's `x0` and `x1` pushed on the hypervisor stack and the
+kind of exception in `x1`. It saves all 31 guest registers and the five
+registers that describe the exit into the `vcpu`, restores the host's, and
+returns from `vcpu_enter` with the kind, for the run loop to act on.
+*/
+guest_exit:
+    mrs     x0, tpidr_el2           // the vcpu
+    save_x2_to_x30
     ldp     x2, x3, [sp], #16       // the guest's x0 and x1, pushed by the vector
     stp     x2, x3, [x0, #GUEST(0)]
 
@@ -286,21 +296,7 @@ moves to a stack of its own and calls `hv_host_trap(frame, kind)` in C, which
 prints the whole frame and powers off.
 */
 host_trap:
-    stp     x2, x3, [x0, #GUEST(2)]
-    stp     x4, x5, [x0, #GUEST(4)]
-    stp     x6, x7, [x0, #GUEST(6)]
-    stp     x8, x9, [x0, #GUEST(8)]
-    stp     x10, x11, [x0, #GUEST(10)]
-    stp     x12, x13, [x0, #GUEST(12)]
-    stp     x14, x15, [x0, #GUEST(14)]
-    stp     x16, x17, [x0, #GUEST(16)]
-    stp     x18, x19, [x0, #GUEST(18)]
-    stp     x20, x21, [x0, #GUEST(20)]
-    stp     x22, x23, [x0, #GUEST(22)]
-    stp     x24, x25, [x0, #GUEST(24)]
-    stp     x26, x27, [x0, #GUEST(26)]
-    stp     x28, x29, [x0, #GUEST(28)]
-    str     x30, [x0, #GUEST(30)]
+    save_x2_to_x30
     mrs     x2, tpidr_el2           // x0, parked by the vector
     str     x2, [x0, #GUEST(0)]
     mrs     x2, elr_el2
