@@ -135,8 +135,9 @@ To debug the guest instead, load its symbols in that gdb session:
 
   (gdb) symbol-file $guest
 
-(on riscv64 both are linked at 0x80200000, so load one or the other). Stop
-QEMU with Ctrl-A X.
+The hypervisor is linked at the very address where the guest kernel sits in
+guest-physical memory, so load one symbol file at a time. A breakpoint on
+vcpu_run is a good place to start. Stop QEMU with Ctrl-A X.
 EOF
   "${cmd[@]}" -s -S
   exit

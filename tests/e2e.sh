@@ -164,6 +164,9 @@ expect_failure() {
 }
 expect_failure no-disk 'no block device attached' --disk none
 
+expect_failure legacy-virtio 'VirtIO: found only a legacy .*force-legacy=false' \
+  --qemu '-global virtio-mmio.force-legacy=true'
+
 nok=$out/no-gkernel.img
 rm -f "$nok"; mformat -i "$nok" -C -T 131072 -h 16 -s 32 -F :: && mmd -i "$nok" ::/sbin
 expect_failure no-gkernel 'cannot load /sbin/gkernel: .*' --disk "$nok"
