@@ -188,3 +188,18 @@ case "$arch" in
   riscv64) expect_failure no-h-extension 'this CPU has no H extension.*' --qemu '-cpu rv64,h=false' ;;
   aarch64) expect_failure no-el2 '.*virtualization=on.*' --qemu '-M virtualization=off' ;;
 esac
+
+# --- 7. Debugging: --gdb waits for gdb, which can stop in the run loop ----
+if command -v gdb-multiarch >/dev/null; then
+  ./run.sh "$arch" --gdb --timeout 60 >"$out/gdb-qemu.log" 2>&1 &
+  qpid=$!
+  sleep 2
+  timeout 60 gdb-multiarch -q -batch "$b/hvbook.elf" -ex 'target remote :1234' \
+    -ex 'break vcpu_run' -ex continue -ex 'bt 1' -ex kill >"$out/gdb.log" 2>&1
+  wait "$qpid" 2>/dev/null
+  why=$(in_order "$out/gdb.log" '#0 .*vcpu_run .*')
+  [ -n "$why" ] || why=$(in_order "$out/gdb-qemu.log" '  gdb-multiarch .* -ex .target remote :1234.')
+  report gdb-attach "$why"
+else
+  fail "$arch-gdb-attach" "gdb-multiarch is not installed"
+fi

@@ -12,6 +12,7 @@ arches=("$@")
 
 scripts/deps.sh --test "${arches[@]}" || exit 1
 [ -f tests/book-check.sh ] && { scripts/deps.sh --book || exit 1; }
+scripts/deps.sh --gdb || exit 1
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
