@@ -193,7 +193,11 @@ esac
 if command -v gdb-multiarch >/dev/null; then
   ./run.sh "$arch" --gdb --timeout 60 >"$out/gdb-qemu.log" 2>&1 &
   qpid=$!
-  sleep 2
+  # Wait until QEMU listens on port 1234 (0x04D2; state 0A is LISTEN).
+  for _ in $(seq 120); do
+    grep -q ':04D2 00000000:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null && break
+    sleep 0.25
+  done
   timeout 60 gdb-multiarch -q -batch "$b/hvbook.elf" -ex 'target remote :1234' \
     -ex 'break vcpu_run' -ex continue -ex 'bt 1' -ex kill >"$out/gdb.log" 2>&1
   wait "$qpid" 2>/dev/null
