@@ -174,9 +174,13 @@ expect_failure no-gkernel 'cannot load /sbin/gkernel: .*' --disk "$nok"
 seq 1 100 | sed 's/^/this is a text file, not a kernel: line /' >"$out/not-elf.txt"
 expect_failure not-elf 'cannot load /sbin/gkernel: ELF: bad magic.*' --guest "$out/not-elf.txt"
 
-other=$(ls build/*/gkernel 2>/dev/null | grep -v "^$b/" | head -1)
-if [ -n "$other" ]; then
-  expect_failure wrong-machine 'cannot load /sbin/gkernel: ELF: built for another machine.*' --guest "$other"
+# Another architecture's guest kernel: a good ELF, for the wrong machine.
+other=$(ls riscv64.c aarch64.c x86_64.c 2>/dev/null | sed 's/\.c$//' | grep -v -x "$arch" | head -1)
+if [ -n "$other" ] && make --no-print-directory -s ARCH="$other" "build/$other/gkernel" >/dev/null; then
+  expect_failure wrong-machine 'cannot load /sbin/gkernel: ELF: built for another machine.*' \
+    --guest "build/$other/gkernel"
+else
+  fail "$arch-wrong-machine" "no other architecture's gkernel to try"
 fi
 
 nofat=$out/not-fat.img
