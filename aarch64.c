@@ -1454,7 +1454,7 @@ static void gicr_emulate(struct mmio_access *a)
 A stage-2 fault means the guest touched an IPA that stage 2 does not map.
 `HPFAR_EL2` gives the page, `FAR_EL2` the offset inside it.
 
-hvbook's rule is the rule of the house in `design.md`: guest RAM is mapped
+hvbook's rule of the house is *resource control* (see the preface): guest RAM is mapped
 up front; the pflash window is passed through; the UART and the GIC are
 emulated; *nothing* else is reachable.
 
@@ -1582,7 +1582,7 @@ _Noreturn void hv_host_trap(struct vcpu *f, u64 kind)
 /*
 ## 7. `hv_main`
 
-The boot flow of `design.md`, for AArch64:
+The boot flow, the same on every architecture, as it goes on AArch64:
 
     QEMU -> _start (start/aarch64.S) -> hv_main
       check that we are at EL2

@@ -177,7 +177,7 @@ const char *fat_read_file(struct fat_fs *fs, const char *path, void *buf,
 Every architecture loads its guest the same way, so the steps live once, in
 `common.c`: find the VirtIO block device in the architecture's slots, mount
 the FAT volume on it, read `path` into a scratch buffer, and hand that to
-`elf_load`. It prints the two lines of `design.md` (`app: ...` and `Loaded
+`elf_load`. It prints the two lines every architecture shows (`app: ...` and `Loaded
 <n> bytes from ...`) and returns the guest's entry point; on any problem it
 says what and where, and stops with `panic`.
 */

@@ -197,7 +197,9 @@ able to tell a clean shutdown from a failure, so on failure hvbook talks to
 the device OpenSBI would have used itself: QEMU virt's *test finisher*
 (`sifive_test`, at 0x10_0000). Writing 0x3333 | (code << 16) to it makes QEMU
 exit with status `code`; 0x5555 means "pass". The guest cannot reach this
-device: the G-stage does not map it. The barrier is `fence iorw, iorw`: all
+device: the G-stage does not map it.
+
+The barrier is `fence iorw, iorw`: all
 earlier memory (`rw`) *and* device (`io`) accesses happen before any later
 one, which is what the VirtIO driver needs between writing a request to
 memory and ringing the device's doorbell (Unprivileged Specification, 2.7,
@@ -622,7 +624,7 @@ extension in `a7`, the function in `a6`, arguments from `a0`. We answer in
 | BASE 0x10 | spec version, implementation ID and version, probe, machine IDs | describes hvbook |
 | TIME | set_timer | the virtual timer above |
 | DBCN | write, read, write_byte | the console; buffers checked against guest RAM |
-| SRST | system_reset | a shutdown stops the VM; anything else is refused |
+| SRST | system_reset | a plain shutdown stops the VM normally; a reboot, or a shutdown giving a failure reason, stops it as a failure |
 | any other | | `SBI_ERR_NOT_SUPPORTED`, and the guest goes on |
 
 The guest's buffers for DBCN are guest-physical; they go through
@@ -771,7 +773,7 @@ map. The faulting GPA is split over two CSRs (8.6.3): `htval` holds it
 shifted right by two bits, and the low two bits are those of `stval`, which
 holds the guest's (here: untranslated, so equal) address.
 
-hvbook's rule is the rule of the house in `design.md`: guest RAM is mapped
+hvbook's rule of the house is *resource control* (see the preface): guest RAM is mapped
 up front, and the *only* other thing the guest may reach is its pflash.
 A first touch of the pflash window maps that 4 KiB page of the real device
 straight through (GPA = HPA, the device's own address) and resumes the
@@ -851,7 +853,7 @@ _Noreturn void hv_host_trap(u64 scause, u64 sepc, u64 stval, u64 sp)
 /*
 ## 6. `hv_main`
 
-The boot flow of `design.md`, for RISC-V:
+The boot flow, the same on every architecture, as it goes on RISC-V:
 
     OpenSBI -> _start (start/riscv64.S) -> hv_main
       check for the H extension
