@@ -347,9 +347,10 @@ These are the addresses of QEMU's `virt` board, so the guest, written for that
 board, finds everything where it expects. The kernel is loaded where its ELF
 file says (0x4008_0000 for `gkernel`).
 
-The hypervisor itself runs from 0x4008_0000 of the *physical* RAM, so guest
-RAM cannot be at the same physical addresses: it is 16 MiB taken from the
-page allocator, somewhere above the hypervisor. IPA and PA differ, and only
+The hypervisor itself runs from 0x4020_0000 of the *physical* RAM, with
+QEMU's device tree below it at 0x4000_0000, so guest RAM cannot be at the
+same physical addresses: it is 16 MiB taken from the page allocator,
+somewhere above the hypervisor. IPA and PA differ, and only
 the stage-2 tables know how they correspond.
 */
 #define GUEST_RAM_IPA 0x40000000UL
@@ -362,7 +363,8 @@ the stage-2 tables know how they correspond.
 #define GICR_SIZE 0x20000UL /* one redistributor: RD_base + SGI_base frames */
 
 /* QEMU's virt machine places RAM at 0x4000_0000; run.sh gives it 256 MiB. */
-#define HOST_RAM_END (0x40000000UL + 256 * MiB)
+#define HOST_RAM_BASE 0x40000000UL
+#define HOST_RAM_END (HOST_RAM_BASE + 256 * MiB)
 
 /* QEMU virt's VirtIO-MMIO slots: 32 of them, 0x200 bytes apart. */
 #define VIRTIO_MMIO_BASE 0x0a000000UL
@@ -1596,6 +1598,8 @@ extern char _end[];
 
 void hv_main(void)
 {
+    // QEMU wrote its device tree, with run.sh's -append, at the start of RAM.
+    boot_args_parse(fdt_bootargs((const void *)HOST_RAM_BASE));
     printf("\nhvbook: AArch64 hypervisor (EL2)\n");
     printf("Starting virtualization...\n");
     u64 el = current_el();
@@ -1624,7 +1628,7 @@ void hv_main(void)
         printf("The VM was stopped after a fault.\n");
     print_exit_stats(exit_names, exit_counts, EXIT_REASONS);
     if (vm_state == VM_SHUTDOWN) {
-        printf("Hypervisor ok!\n");
+        print_success();
         power_off(true);
     }
     printf("hvbook: stopping with a failure status.\n");

@@ -397,6 +397,165 @@ u64 load_guest_kernel(const char *path, u16 machine, u64 ram_gpa, u64 ram_size,
 }
 
 /*
+### The command line from `run.sh`
+
+A *flattened device tree* (the "Devicetree Specification", v0.4, chapter 5)
+is a header, then a *structure block* of 32-bit big-endian tokens, then a
+*strings block* with the property names. The header fields we use:
+
+| offset | field | meaning |
+|---|---|---|
+| 0 | `magic` | 0xd00d_feed |
+| 4 | `totalsize` | bytes in the whole blob |
+| 8 | `off_dt_struct` | where the structure block starts |
+| 12 | `off_dt_strings` | where the strings block starts |
+| 36 | `size_dt_struct` | how long the structure block is |
+
+The structure block is a walk of the tree: `FDT_BEGIN_NODE` (1) and the
+node's name, padded to 4 bytes; `FDT_PROP` (3), the value's length, the
+offset of the property's name in the strings block, and the value, padded;
+`FDT_END_NODE` (2); `FDT_NOP` (4), to skip; `FDT_END` (9). We look for the
+property `bootargs` in the node `chosen`, a child of the root. Every offset is
+checked against the blob's size before it is used: the blob comes from QEMU,
+but a reader that trusts sizes is a bad habit to learn.
+*/
+#define FDT_MAGIC 0xd00dfeedU
+#define FDT_BEGIN_NODE 1
+#define FDT_END_NODE 2
+#define FDT_PROP 3
+#define FDT_NOP 4
+#define FDT_END 9
+
+static u32 be32(const u8 *p)
+{
+    return (u32)p[0] << 24 | (u32)p[1] << 16 | (u32)p[2] << 8 | p[3];
+}
+
+/* Does the NUL-terminated string at `s`, at most `max` bytes, equal `want`?
+   A node name may carry a unit address ("chosen@0"), which we accept. */
+static bool fdt_name_is(const u8 *s, u32 max, const char *want)
+{
+    u32 i = 0;
+    for (; want[i]; i++)
+        if (i >= max || s[i] != (u8)want[i])
+            return false;
+    return i < max && (s[i] == 0 || s[i] == '@');
+}
+
+const char *fdt_bootargs(const void *fdt)
+{
+    const u8 *b = fdt;
+    if (b == NULL || be32(b) != FDT_MAGIC)
+        return NULL;
+    u32 total = be32(b + 4), off_struct = be32(b + 8), off_strings = be32(b + 12);
+    u32 size_struct = be32(b + 36);
+    if (off_struct > total || size_struct > total - off_struct || off_strings > total)
+        return NULL;
+    const u8 *p = b + off_struct, *end = p + size_struct;
+    int depth = 0;
+    bool in_chosen = false;
+    while (p + 4 <= end) {
+        u32 token = be32(p);
+        p += 4;
+        if (token == FDT_BEGIN_NODE) {
+            u32 room = (u32)(end - p), len = 0;
+            while (len < room && p[len])
+                len++;
+            if (len == room)
+                return NULL;
+            depth++;
+            in_chosen = depth == 2 && fdt_name_is(p, room, "chosen");
+            p += ALIGN_UP(len + 1, 4);
+        } else if (token == FDT_END_NODE) {
+            depth--;
+            in_chosen = false;
+        } else if (token == FDT_PROP) {
+            if (end - p < 8)
+                return NULL;
+            u32 len = be32(p), nameoff = be32(p + 4);
+            p += 8;
+            if (len > (u32)(end - p) || nameoff >= total - off_strings)
+                return NULL;
+            const u8 *name = b + off_strings + nameoff;
+            if (in_chosen && len > 0 && p[len - 1] == 0 &&
+                fdt_name_is(name, total - off_strings - nameoff, "bootargs"))
+                return (const char *)p;
+            p += ALIGN_UP(len, 4);
+        } else if (token != FDT_NOP) {
+            return NULL; // FDT_END, or something we do not understand
+        }
+    }
+    return NULL;
+}
+
+/*
+The command line itself is words separated by spaces. We take the two that
+start with `hvbook.` and leave the rest alone: on a real machine the same
+line could carry options for other programs.
+*/
+struct boot_args boot_args = {.budget_s = BUDGET_DEFAULT_S};
+
+static bool word_starts(const char *w, const char *prefix)
+{
+    while (*prefix)
+        if (*w++ != *prefix++)
+            return false;
+    return true;
+}
+
+void boot_args_parse(const char *cmdline)
+{
+    const char *p = cmdline ? cmdline : "";
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        const char *w = p;
+        while (*p && *p != ' ')
+            p++;
+        if (word_starts(w, "hvbook.budget=")) {
+            const char *d = w + 14;
+            u64 v = 0;
+            bool ok = d < p;
+            for (; d < p && ok; d++) {
+                ok = *d >= '0' && *d <= '9' && v < 1000000;
+                v = v * 10 + (u64)(*d - '0');
+            }
+            if (ok)
+                boot_args.budget_s = (u32)v;
+            else
+                printf("hvbook: ignoring a malformed hvbook.budget (seconds, a number)\n");
+        } else if (word_starts(w, "hvbook.token=")) {
+            const char *t = w + 13;
+            size_t n = (size_t)(p - t);
+            bool ok = n > 0 && n <= BOOT_TOKEN_MAX;
+            for (size_t i = 0; i < n && ok; i++)
+                ok = (t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'z') ||
+                     (t[i] >= 'A' && t[i] <= 'Z');
+            if (ok) {
+                memcpy(boot_args.token, t, n);
+                boot_args.token[n] = 0;
+            } else {
+                printf("hvbook: ignoring a malformed hvbook.token\n");
+            }
+        }
+    }
+}
+
+void print_success(void)
+{
+    printf("Hypervisor ok!\n");
+    if (boot_args.token[0])
+        printf("Verdict: pass %s\n", boot_args.token);
+}
+
+void report_budget_spent(u64 guest_pc)
+{
+    printf("VM stopped: the guest did not shut down within its time budget of %u s "
+           "(guest pc 0x%lx)\n",
+           boot_args.budget_s, (unsigned long)guest_pc);
+}
+
+/*
 ### Exit statistics
 
 Popek and Goldberg's *efficiency* property says most guest instructions run

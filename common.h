@@ -119,6 +119,53 @@ const char *elf_load(const void *image, size_t size, u16 machine, u64 ram_gpa,
                      u64 ram_size, void *ram_host, u64 *entry);
 
 /*
+## What `run.sh` tells the hypervisor
+
+Two facts reach the hypervisor from the command that started QEMU, through
+the ordinary kernel command line (`qemu -append "..."`), which QEMU hands to
+the first program it runs: on RISC-V and Arm inside the device tree (node
+`/chosen`, property `bootargs`), on x86-64 in the Multiboot information.
+
+| word | meaning |
+|---|---|
+| `hvbook.budget=S` | the guest's time budget in seconds; 0 means no limit (an interactive shell) |
+| `hvbook.token=T` | a secret of this run, at most 32 letters and digits |
+
+The **time budget** is the hypervisor's answer to a guest that never shuts
+down: a guest that spins with interrupts masked, or waits for an interrupt
+that will never come, would otherwise hold the CPU for good. Every
+architecture keeps a timer of its own that the guest cannot mask, and when the
+budget is spent it stops the guest with a report (`report_budget_spent`).
+
+The **token** makes the verdict unforgeable. The guest shares the console
+with the hypervisor, so anything the hypervisor prints, a guest can print
+too, `Hypervisor ok!` included. What a guest cannot print is a secret it has
+never seen: the command line lives in the hypervisor's memory, which no
+stage-2 table maps for the guest. So after a real guest shutdown,
+`print_success` prints `Hypervisor ok!` and then `Verdict: pass <token>`, and
+`run.sh` believes only that second line, with this run's token.
+*/
+#define BOOT_TOKEN_MAX 32
+#define BUDGET_DEFAULT_S 20
+
+struct boot_args {
+    u32 budget_s;                  /* seconds; 0: no limit */
+    char token[BOOT_TOKEN_MAX + 1];/* "" when run by hand without a token */
+};
+extern struct boot_args boot_args;
+
+/* Parse a command line (NULL is an empty one) into `boot_args`; unknown words
+   are ignored, malformed ones are reported and ignored. */
+void boot_args_parse(const char *cmdline);
+/* The `/chosen/bootargs` string of a flattened device tree, or NULL. */
+const char *fdt_bootargs(const void *fdt);
+/* "Hypervisor ok!" and the verdict line; only after a real guest shutdown. */
+void print_success(void);
+/* The report of a guest that outlived its budget (the caller then prints the
+   exit table and powers off with a failure). */
+void report_budget_spent(u64 guest_pc);
+
+/*
 ## Exit statistics
 
 Every architecture counts its VM exits by reason: how many hypercalls, timer

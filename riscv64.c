@@ -869,7 +869,8 @@ int hv_probe_h(void); /* start/riscv64.S */
 void hv_main(u64 hartid, u64 dtb)
 {
     (void)hartid;
-    (void)dtb;
+    // OpenSBI passes on the device tree QEMU made; run.sh's -append is in it.
+    boot_args_parse(fdt_bootargs((const void *)(uintptr_t)dtb));
     printf("\nhvbook: RISC-V hypervisor (HS-mode)\n");
     printf("Starting virtualization...\n");
     if (!hv_probe_h())
@@ -896,7 +897,7 @@ void hv_main(u64 hartid, u64 dtb)
         printf("The VM was stopped after a fault.\n");
     print_exit_stats(exit_names, exit_counts, EXIT_REASONS);
     if (vm_state == VM_SHUTDOWN) {
-        printf("Hypervisor ok!\n");
+        print_success();
         power_off(true);
     }
     printf("hvbook: stopping with a failure status.\n");

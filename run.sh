@@ -6,16 +6,19 @@
 #   --disk FILE      boot this disk image instead of a fresh one ("none": no disk)
 #   --guest ELF      put this file on the fresh disk as /sbin/gkernel
 #   --bare           run the guest directly on QEMU, without the hypervisor
+#   --budget S       the guest's time budget: the hypervisor stops a guest
+#                    still running after S seconds (default 20; 0: no limit)
 #   --timeout S      stop QEMU after S seconds (default 60) and fail
 #   --gdb            start QEMU halted with its gdb stub on port 1234
+#                    (--timeout still applies)
 #   --log FILE       also write everything QEMU prints to FILE
 #   --qemu 'ARGS'    extra QEMU arguments, e.g. --qemu '-cpu rv64,h=false'
 #   -h, --help       this text
 #
 # Exit status: 0 exactly when the guest shut down normally and the hypervisor
-# printed "Hypervisor ok!" (with --bare: when the guest powered off with
-# success); 1 on a VM fault, a hypervisor panic or a guest failure; 124 on a
-# timeout; 2 on a usage error.
+# said so with this run's secret token (with --bare: when the guest powered
+# off with success); 1 on a VM fault, a hypervisor panic, a guest failure or
+# a spent time budget; 124 on a timeout; 2 on a usage error.
 set -eu
 cd "$(dirname "$0")"
 
@@ -29,19 +32,23 @@ case "$arch" in
   *) echo "run.sh: unknown architecture '$arch' (riscv64, aarch64 or x86_64)" >&2; exit 2 ;;
 esac
 
-disk="" guest="" bare=0 timeout=60 gdb=0 log="" extra=""
+disk="" guest="" bare=0 timeout=60 budget=20 gdb=0 log="" extra=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --disk) disk=${2:?--disk needs a file}; shift 2 ;;
     --guest) guest=${2:?--guest needs a file}; shift 2 ;;
     --bare) bare=1; shift ;;
     --timeout) timeout=${2:?--timeout needs seconds}; shift 2 ;;
+    --budget) budget=${2:?--budget needs seconds}; shift 2 ;;
     --gdb) gdb=1; shift ;;
     --log) log=${2:?--log needs a file}; shift 2 ;;
     --qemu) extra=${2?--qemu needs arguments}; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "run.sh: unknown option '$1'" >&2; usage 2 ;;
   esac
+done
+for n in "$timeout" "$budget"; do
+  case "$n" in ''|*[!0-9]*) echo "run.sh: '$n' is not a number of seconds" >&2; exit 2 ;; esac
 done
 [ "$gdb" = 1 ] && gdb_opt=--gdb || gdb_opt=
 scripts/deps.sh "$arch" $gdb_opt
@@ -73,16 +80,20 @@ case "$arch" in
     pflash_size=0 ;;
 esac
 
+# Each run works in its own directory, so that runs can go on side by side.
+work=$b/run.$$
+mkdir -p "$work"
+trap 'rm -rf "$work"' EXIT
+
 # The pflash image: all 0xFF, as erased flash is, with the magic "pfld" at
 # offset 0. QEMU insists that the file be exactly the size of the device.
 pflash_opt=()
 if [ "$pflash_size" -gt 0 ]; then
-  pflash=$b/pflash.img
-  if [ ! -f "$pflash" ] || [ "$(wc -c <"$pflash")" -ne "$pflash_size" ]; then
-    head -c "$pflash_size" /dev/zero | tr '\0' '\377' >"$pflash.$$"
-    printf 'pfld' | dd of="$pflash.$$" conv=notrunc status=none
-    mv "$pflash.$$" "$pflash"
-  fi
+  # A fresh image for every run, in the run's own directory: whatever a
+  # guest does to its flash, the next run starts from the same bytes.
+  pflash=$work/pflash.img
+  head -c "$pflash_size" /dev/zero | tr '\0' '\377' >"$pflash"
+  printf 'pfld' | dd of="$pflash" conv=notrunc status=none
   if [ "$arch" = riscv64 ]; then
     # QEMU's RISC-V virt machine takes a drive on pflash unit 1 for S-mode
     # firmware (EDK2) and makes OpenSBI jump into the flash instead of to
@@ -93,11 +104,6 @@ if [ "$pflash_size" -gt 0 ]; then
     pflash_opt=(-drive "if=pflash,unit=1,format=raw,file=$pflash")
   fi
 fi
-
-# Each run works in its own directory, so that runs can go on side by side.
-work=$b/run.$$
-mkdir -p "$work"
-trap 'rm -rf "$work"' EXIT
 
 # The disk: a fresh 64 MiB FAT32 image holding /sbin/gkernel, made by mtools
 # without root or loop devices (131072 sectors of 512 bytes).
@@ -115,32 +121,49 @@ if [ "$disk" != none ]; then
             -drive "if=none,format=raw,id=hd,file=$disk" -device virtio-blk-device,drive=hd)
 fi
 
+# The hypervisor's command line (common.h, "What run.sh tells the
+# hypervisor"): the guest's time budget, and a secret token, fresh for every
+# run, that the hypervisor prints after a real guest shutdown. The guest never
+# sees the command line, so it cannot print the token to forge a pass.
+token=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+append=()
 if [ "$bare" = 1 ]; then
   kernel=$guest; machine=("${bare_machine[@]}")
 else
   kernel=$b/hvbook.elf
   [ "$arch" = x86_64 ] && kernel=$b/hvbook.elf32
+  append=(-append "hvbook.budget=$budget hvbook.token=$token")
 fi
 
+# No network on any machine: hvbook has no use for one, and Arm's virt
+# machine would otherwise add a network card whose option ROM
+# (efi-virtio.rom) a fresh Debian does not have.
 # shellcheck disable=SC2206
-cmd=("$qemu" "${machine[@]}" -nographic -no-reboot -kernel "$kernel" "${disk_opt[@]}" "${pflash_opt[@]}" $extra)
+cmd=("$qemu" "${machine[@]}" -nographic -no-reboot -nic none -kernel "$kernel" "${append[@]}"
+     "${disk_opt[@]}" "${pflash_opt[@]}" $extra)
 
 if [ "$gdb" = 1 ]; then
   cat >&2 <<EOF
 QEMU is waiting for a debugger on port 1234. In another terminal:
 
-  gdb-multiarch $kernel -ex 'target remote :1234'
+  gdb-multiarch $kernel -ex 'target remote 127.0.0.1:1234'
 
 To debug the guest instead, load its symbols in that gdb session:
 
   (gdb) symbol-file $guest
 
-The hypervisor is linked at the very address where the guest kernel sits in
-guest-physical memory, so load one symbol file at a time. A breakpoint on
-vcpu_run is a good place to start. Stop QEMU with Ctrl-A X.
+The hypervisor and the guest kernel share address ranges (one physical,
+one guest-physical), so load one symbol file at a time. A breakpoint on
+vcpu_run is a good place to start. Stop QEMU with Ctrl-A X. It stops by itself after $timeout s (--timeout).
 EOF
-  "${cmd[@]}" -s -S
-  exit
+  set +e
+  timeout --foreground -k 5 "$timeout" "${cmd[@]}" -s -S
+  status=$?
+  if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+    echo "run.sh: timed out after $timeout s" >&2
+    exit 124
+  fi
+  exit "$status"
 fi
 
 # Run QEMU with a time limit, keeping what it prints, then decide.
@@ -160,7 +183,8 @@ if [ "$bare" = 1 ]; then
   echo "run.sh: QEMU exited with status $status" >&2
   exit 1
 fi
-if [ "$status" = 0 ] && tr -d '\r' <"$out" | grep -qx 'Hypervisor ok!'; then
+# Only the hypervisor knows the token, so only it can print this line.
+if [ "$status" = 0 ] && tr -d '\r' <"$out" | grep -qx "Verdict: pass $token"; then
   exit 0
 fi
 echo "run.sh: the VM did not shut down normally (QEMU status $status)" >&2

@@ -14,10 +14,12 @@ mkdir -p "$out"
 make --no-print-directory -s ARCH="$arch" all test-guests >/dev/null || { fail "$arch-build" "make failed"; exit 0; }
 
 # What differs between the architectures (design.md, "Machines and memory maps").
+platform=$arch-qemu-virt
 case "$arch" in
   riscv64) ram=0x80000000 pflash=0x22000000 shutdown="Guest: SBI SRST shutdown" ;;
   aarch64) ram=0x40000000 pflash=0x04000000 shutdown="Guest: PSCI SYSTEM_OFF" ;;
-  x86_64)  ram=0x0 pflash=0xFFC00000 shutdown="Guest: VMMCALL shutdown" ;;
+  x86_64)  ram=0x0 pflash=0xFFC00000 shutdown="Guest: (power-off port|VMMCALL shutdown)"
+           platform=x86_64-qemu-microvm ;;
 esac
 el_line=()
 [ "$arch" = aarch64 ] && el_line=("current el = EL1")
@@ -60,7 +62,7 @@ why=""
   'bsp_entry: 0x[0-9a-f]+; ept: 0x[0-9a-f]+' \
   'Entering VM run loop\.\.\.' \
   "arch = $arch" \
-  "platform = $arch-qemu-virt" \
+  "platform = $platform" \
   'smp = 1' \
   "${el_line[@]}" \
   '' \
@@ -202,12 +204,16 @@ if command -v gdb-multiarch >/dev/null; then
     grep -q ':04D2 00000000:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null && break
     sleep 0.25
   done
-  timeout 60 gdb-multiarch -q -batch "$b/hvbook.elf" -ex 'target remote :1234' \
+  timeout 60 gdb-multiarch -q -batch "$b/hvbook.elf" -ex 'target remote 127.0.0.1:1234' \
     -ex 'break vcpu_run' -ex continue -ex 'bt 1' -ex kill >"$out/gdb.log" 2>&1
   wait "$qpid" 2>/dev/null
   why=$(in_order "$out/gdb.log" '#0 .*vcpu_run .*')
-  [ -n "$why" ] || why=$(in_order "$out/gdb-qemu.log" '  gdb-multiarch .* -ex .target remote :1234.')
+  [ -n "$why" ] || why=$(in_order "$out/gdb-qemu.log" '  gdb-multiarch .* -ex .target remote 127\.0\.0\.1:1234.')
   report gdb-attach "$why"
 else
   fail "$arch-gdb-attach" "gdb-multiarch is not installed"
 fi
+
+# --- 8. What only this architecture has: tests/e2e-<arch>.sh, sourced here so
+# that it can use run, report and expect_failure.
+[ -f "tests/e2e-$arch.sh" ] && . "tests/e2e-$arch.sh"
