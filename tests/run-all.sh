@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 arches=("$@")
 [ ${#arches[@]} -gt 0 ] || arches=($(ls riscv64.c aarch64.c x86_64.c 2>/dev/null | sed 's/\.c$//'))
 
-scripts/deps.sh --test "${arches[@]}" || exit 1
-[ -f tests/book-check.sh ] && { scripts/deps.sh --book || exit 1; }
-scripts/deps.sh --gdb || exit 1
+# Everything the tests need, in one install: the arches' tools, the C
+# library's headers for the unit tests, gdb-multiarch, pandoc for the book.
+book=()
+[ -f tests/book-check.sh ] && book=(--book)
+scripts/deps.sh --test --gdb "${book[@]}" "${arches[@]}" || exit 1
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
