@@ -208,6 +208,16 @@ hands out the pages and moves past them.
 The pages are zeroed before they are handed out. For page tables that is not a
 nicety but a rule: a zero entry is an *invalid* entry on all three
 architectures, and a table full of leftover bytes would map random memory.
+
+The test for "does it fit?" is where a bump allocator usually goes wrong.
+Addresses are unsigned, and unsigned arithmetic in C wraps around instead of
+going negative (C11, 6.2.5 paragraph 9). If rounding `next` up to a large
+alignment lands *past* `page_end`, then `page_end - p` is not a small
+negative number but an enormous positive one, every request "fits", and the
+allocator hands out memory it does not own. So `page_alloc` first asks
+whether the rounded address is still inside the pool, and only then
+subtracts. (`tests/unit/kit_test.c` asks for one page at 64 KiB alignment
+from a two-page pool, which used to come back as a page past the end.)
 */
 static uintptr_t page_next, page_end;
 
@@ -222,7 +232,10 @@ void *page_alloc(size_t npages, size_t align)
     if (align < PAGE_SIZE)
         align = PAGE_SIZE;
     uintptr_t p = ALIGN_UP(page_next, align);
-    if (p < page_next || npages > (page_end - p) / PAGE_SIZE)
+    // Three ways to run out, checked so that no subtraction can wrap: the
+    // rounding wrapped past the top of the address space, the rounding
+    // alone moved past the end of the pool, or the pages do not fit.
+    if (p < page_next || p > page_end || npages > (page_end - p) / PAGE_SIZE)
         panic("out of memory: %zu pages (aligned to %zu bytes) wanted, %zu free",
               npages, align, (size_t)((page_end - page_next) / PAGE_SIZE));
     page_next = p + npages * PAGE_SIZE;

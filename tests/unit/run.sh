@@ -1,5 +1,6 @@
 #!/bin/sh
-# Host unit tests for fat.c and for the ELF loader in common.c.
+# Host unit tests for fat.c, virtio.c and the kit in common.c (the page
+# allocator, the ELF loader, the boot arguments).
 #
 # Run from anywhere; works in the repository root. Builds into build/unit/,
 # makes the disk images with mtools and the ELF files with the cross
@@ -13,7 +14,8 @@ cd "$(dirname "$0")/../.." || { echo "FAIL unit-setup: cannot cd to the reposito
 B=build/unit
 IMG=$B/img
 ELF=$B/elf
-mkdir -p "$B" "$IMG" "$ELF"
+DTB=$B/dtb
+mkdir -p "$B" "$IMG" "$ELF" "$DTB"
 
 CC=${HOSTCC:-gcc}
 CFLAGS="-std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
@@ -152,9 +154,31 @@ make_elves() {
 }
 
 # ---------------------------------------------------------------------------
+# Device trees for fdt_bootargs, written by QEMU itself (dumpdtb), with the
+# command line run.sh passes.
+make_dtbs() {
+    rm -f "$DTB"/*.dtb
+    args='hvbook.budget=5 hvbook.token=abc'
+    # QEMU takes -append only with -kernel; the kernel is never run.
+    k=$DTB/kernel.bin
+    printf 'hvbook' >"$k"
+    qemu-system-riscv64 -M virt,dumpdtb="$DTB/riscv64.dtb" -nographic -kernel "$k" -append "$args" &&
+    qemu-system-riscv64 -M virt,dumpdtb="$DTB/noargs.dtb" -nographic -kernel "$k" &&
+    qemu-system-aarch64 -M virt,virtualization=on,gic-version=3,dumpdtb="$DTB/aarch64.dtb" \
+        -cpu max -nographic -kernel "$k" -append "$args"
+}
+
+# ---------------------------------------------------------------------------
 if [ ! -f common.c ]; then
     echo "FAIL unit-common-c: common.c does not exist yet; the unit tests need it"
-    exit 0
+    if build kit-test-build "$B/kit_test" tests/unit/kit_test.c fat.c $H; then
+    if make_dtbs >"$B/dtbs.log" 2>&1; then
+        run kit-test "$B/kit_test" "$DTB"
+    else
+        echo "FAIL kit-dtbs: QEMU could not write its device trees: $(tail -n1 "$B/dtbs.log") (log: $B/dtbs.log)"
+    fi
+fi
+exit 0
 fi
 for t in mformat mcopy mmd mdel; do
     command -v $t >/dev/null 2>&1 || { echo "FAIL unit-tools: $t not found (install mtools)"; exit 0; }
@@ -175,6 +199,13 @@ if build elf-test-build "$B/elf_test" tests/unit/elf_test.c fat.c $H; then
         run elf-test "$B/elf_test" "$ELF"
     else
         echo "FAIL elf-files: could not build the test ELF files: $(tail -n1 "$B/elves.log") (log: $B/elves.log)"
+    fi
+fi
+if build kit-test-build "$B/kit_test" tests/unit/kit_test.c fat.c $H; then
+    if make_dtbs >"$B/dtbs.log" 2>&1; then
+        run kit-test "$B/kit_test" "$DTB"
+    else
+        echo "FAIL kit-dtbs: QEMU could not write its device trees: $(tail -n1 "$B/dtbs.log") (log: $B/dtbs.log)"
     fi
 fi
 exit 0
