@@ -257,9 +257,11 @@ The **file header**, at offset 0:
 | 0 | `e_ident[0..3]` | `0x7f 'E' 'L' 'F'` |
 | 4 | `e_ident[EI_CLASS]` | 2: 64-bit |
 | 5 | `e_ident[EI_DATA]` | 1: little-endian |
+| 6 | `e_ident[EI_VERSION]` | 1: `EV_CURRENT` |
 | 16 | `e_type` | 2: executable (`ET_EXEC`) |
 | 18 | `e_machine` | this architecture |
-| 24 | `e_entry` | inside guest RAM |
+| 20 | `e_version` | 1: `EV_CURRENT` |
+| 24 | `e_entry` | inside a loaded, executable segment |
 | 32 | `e_phoff` | the program headers lie inside the file |
 | 54 | `e_phentsize` | 56, the size of one program header |
 | 56 | `e_phnum` | at least one |
@@ -274,6 +276,27 @@ Every number in the file is untrusted: the file came from a disk image anyone
 can edit. So every sum is checked for overflow before it is compared, and
 every segment must fit the file (what we copy from) and guest RAM (where we
 copy to).
+
+Three more rules keep the loader from accepting a file that only looks like
+a program:
+
+- **The version fields.** The generic ABI defines exactly one version,
+  `EV_CURRENT` = 1, for both `e_ident[EI_VERSION]` and `e_version` ("ELF
+  Header" in the System V gABI). A zero there is "invalid version": whatever
+  wrote the file was not following this format, so nothing else in it can
+  be trusted either.
+- **The entry point is code the file provides.** It must fall inside the
+  file bytes of a `PT_LOAD` segment whose flags include `PF_X` (execute). An
+  entry point in the data, in the zero-filled tail, or between segments
+  would start the guest on bytes that were never meant to run; bare
+  hardware would run them all the same, so the loader is the last place to
+  notice.
+- **Segments do not overlap.** The gABI asks for loadable segments "sorted
+  on `p_vaddr`" and a linker never lays two of them over each other. If a
+  file did, the later copy would silently overwrite part of the earlier one,
+  and which bytes the guest ran would depend on the order of the headers.
+  Checking every pair is quadratic, so the loader also refuses more than
+  `ELF_MAX_LOADS` loadable segments: a kernel has two or three.
 */
 struct elf64_ehdr {
     u8 e_ident[16];
@@ -289,8 +312,11 @@ struct elf64_phdr {
     u64 p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align;
 };
 
+#define EV_CURRENT 1
 #define ET_EXEC 2
 #define PT_LOAD 1
+#define PF_X 1 /* p_flags: the segment holds code */
+#define ELF_MAX_LOADS 16
 
 /* Is [start, start + len) inside [base, base + size)? Written so that no sum
    can wrap around: a wrapped sum would make a huge segment look small. */
@@ -324,6 +350,8 @@ const char *elf_load(const void *image, size_t size, u16 machine, u64 ram_gpa,
         return "ELF: not a 64-bit ELF file (EI_CLASS is not ELFCLASS64)";
     if (eh->e_ident[5] != 1)
         return "ELF: not little-endian (EI_DATA is not ELFDATA2LSB)";
+    if (eh->e_ident[6] != EV_CURRENT || eh->e_version != EV_CURRENT)
+        return "ELF: invalid version (EI_VERSION and e_version must both be EV_CURRENT, 1)";
     if (eh->e_type != ET_EXEC)
         return "ELF: not an executable (e_type is not ET_EXEC)";
     if (eh->e_machine != machine)
@@ -336,24 +364,37 @@ const char *elf_load(const void *image, size_t size, u16 machine, u64 ram_gpa,
         return "ELF: the program header table runs past the end of the file";
 
     // First check every segment, then copy: a file that fails half-way must
-    // not leave a half-loaded guest behind.
+    // not leave a half-loaded guest behind. The loadable segments are kept
+    // in `seg` for the checks that compare them with each other.
+    struct elf64_phdr seg[ELF_MAX_LOADS];
     int loads = 0;
+    bool entry_ok = false;
     for (int i = 0; i < eh->e_phnum; i++) {
         struct elf64_phdr ph = elf_phdr(image, eh, i);
         if (ph.p_type != PT_LOAD)
             continue;
-        loads++;
+        if (loads == ELF_MAX_LOADS)
+            return "ELF: more than 16 PT_LOAD segments (a kernel has two or three)";
         if (ph.p_filesz > ph.p_memsz)
             return "ELF: a segment has more bytes in the file than in memory (p_filesz > p_memsz)";
         if (!range_inside(ph.p_offset, ph.p_filesz, 0, size))
             return "ELF: a segment runs past the end of the file (truncated file?)";
         if (!range_inside(ph.p_paddr, ph.p_memsz, ram_gpa, ram_size))
             return "ELF: a segment lies outside guest RAM";
+        // Both ranges are inside guest RAM now, so these sums cannot wrap.
+        // (A segment of no bytes overlaps nothing.)
+        for (int j = 0; j < loads && ph.p_memsz; j++)
+            if (seg[j].p_memsz && ph.p_paddr < seg[j].p_paddr + seg[j].p_memsz &&
+                seg[j].p_paddr < ph.p_paddr + ph.p_memsz)
+                return "ELF: two segments overlap in guest memory";
+        if ((ph.p_flags & PF_X) && range_inside(eh->e_entry, 1, ph.p_paddr, ph.p_filesz))
+            entry_ok = true;
+        seg[loads++] = ph;
     }
     if (loads == 0)
         return "ELF: no PT_LOAD segment, nothing to load";
-    if (!range_inside(eh->e_entry, 1, ram_gpa, ram_size))
-        return "ELF: the entry point is outside guest RAM";
+    if (!entry_ok)
+        return "ELF: the entry point is not in the file bytes of an executable (PF_X) segment";
 
     for (int i = 0; i < eh->e_phnum; i++) {
         struct elf64_phdr ph = elf_phdr(image, eh, i);

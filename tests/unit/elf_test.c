@@ -8,6 +8,9 @@
      entry-out.elf riscv64, linked at 0x90000000: outside the 16 MiB at 0x80000000
      data-out.elf  riscv64, text at 0x80200000 but .data at 0x90000000
      a64.elf       aarch64, linked at 0x40200000 (only if the compiler exists)
+     entry-data.elf    riscv64, entry point = data_bytes (in the RW segment)
+     entry-nowhere.elf riscv64, entry point 0x80100000 (in RAM, in no segment)
+     overlap.elf       riscv64, .data linked 16 bytes into .text
 
    Broken files are good.elf with a few bytes changed in memory. */
 #include <elf.h>
@@ -269,6 +272,74 @@ static void test_broken(void)
     check_bad("elf-memsz-overflow", f, size, EM_RISCV, "outside guest RAM");
     free(f);
 
+    /* The version fields: EV_CURRENT (1) in both places, and nothing else. */
+    f = good_copy(&size, 0);
+    h = ehdr(f);
+    h.e_version = 0;
+    memcpy(f, &h, sizeof(h));
+    check_bad("elf-version-zero", f, size, EM_RISCV, "invalid version");
+    h.e_version = 2;
+    memcpy(f, &h, sizeof(h));
+    check_bad("elf-version-two", f, size, EM_RISCV, "invalid version");
+    free(f);
+    f = good_copy(&size, 0);
+    f[EI_VERSION] = EV_NONE;
+    check_bad("elf-ident-version-zero", f, size, EM_RISCV, "invalid version");
+    free(f);
+
+    /* The entry point just past the file bytes of the text segment: inside
+       guest RAM, but not code the file provides. */
+    f = good_copy(&size, 0);
+    h = ehdr(f);
+    p = phdr(f, first);
+    h.e_entry = p.p_paddr + p.p_filesz;
+    memcpy(f, &h, sizeof(h));
+    check_bad("elf-entry-past-text", f, size, EM_RISCV, "executable (PF_X) segment");
+    free(f);
+
+    /* Seventeen loadable segments, none overlapping: a program header table
+       of our own at the end of the file, each segment a 16-byte copy of the
+       text at its own address. */
+    f = good_copy(&size, 17 * sizeof(Elf64_Phdr));
+    h = ehdr(f);
+    p = phdr(f, first);
+    for (int i = 0; i < 17; i++) {
+        Elf64_Phdr q = p;
+        q.p_paddr = q.p_vaddr = p.p_paddr + (u64)i * 0x10000;
+        q.p_filesz = q.p_memsz = 16;
+        memcpy(f + size + (size_t)i * sizeof(q), &q, sizeof(q));
+    }
+    h.e_phoff = size;
+    h.e_phnum = 17;
+    h.e_entry = p.p_paddr;
+    memcpy(f, &h, sizeof(h));
+    check_bad("elf-too-many-segments", f, size + 17 * sizeof(Elf64_Phdr), EM_RISCV,
+              "more than 16 PT_LOAD");
+    /* ... and sixteen load. */
+    h.e_phnum = 16;
+    memcpy(f, &h, sizeof(h));
+    u64 entry;
+    fill_ram();
+    expect_ok("elf-sixteen-segments", elf_load(f, size + 17 * sizeof(Elf64_Phdr), EM_RISCV,
+                                               RISCV_RAM, RAM_SIZE, ram, &entry));
+    /* Two of them at the same address: an overlap the linker did not make. */
+    {
+        Elf64_Phdr q;
+        memcpy(&q, f + size + 5 * sizeof(q), sizeof(q));
+        q.p_paddr = p.p_paddr + 3 * 0x10000 + 8;
+        memcpy(f + size + 5 * sizeof(q), &q, sizeof(q));
+        check_bad("elf-overlap-patched", f, size + 17 * sizeof(Elf64_Phdr), EM_RISCV,
+                  "two segments overlap");
+        /* ... but an empty segment inside another overlaps nothing. */
+        q.p_memsz = q.p_filesz = 0;
+        memcpy(f + size + 5 * sizeof(q), &q, sizeof(q));
+        fill_ram();
+        expect_ok("elf-empty-segment-overlaps-nothing",
+                  elf_load(f, size + 17 * sizeof(Elf64_Phdr), EM_RISCV, RISCV_RAM, RAM_SIZE, ram,
+                           &entry));
+    }
+    free(f);
+
     /* The program header table at an odd offset. Reading it through a
        struct pointer is undefined behaviour in C (UBSan stops the program),
        and on AArch64 with the MMU off it is an alignment fault. Run it in a
@@ -322,6 +393,23 @@ int main(int argc, char **argv)
     else
         fail("elf-segment-outside-guest-ram", "cannot read %s/data-out.elf", elf_dir);
     free(f);
+
+    /* Files the linker made that must not load. */
+    static const struct {
+        const char *name, *file, *want;
+    } refused[] = {
+        {"elf-entry-in-data-segment", "entry-data.elf", "executable (PF_X) segment"},
+        {"elf-entry-in-no-segment", "entry-nowhere.elf", "executable (PF_X) segment"},
+        {"elf-overlapping-segments", "overlap.elf", "two segments overlap"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
+        f = load(refused[i].file, &size);
+        if (f)
+            check_bad(refused[i].name, f, size, EM_RISCV, refused[i].want);
+        else
+            fail(refused[i].name, "cannot read %s/%s", elf_dir, refused[i].file);
+        free(f);
+    }
 
     f = load("a64.elf", &size);
     if (f) {

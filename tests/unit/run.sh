@@ -146,6 +146,16 @@ make_elves() {
     $RV $RVFLAGS -Wl,-Ttext=0x90000000 -o "$ELF/entry-out.elf" tests/unit/elf_prog.c &&
     $RV $RVFLAGS -Wl,-Ttext=0x80200000 -Wl,-Tdata=0x90000000 -o "$ELF/data-out.elf" \
         tests/unit/elf_prog.c || return 1
+    # The linker's own ways to make a file the loader must refuse: the entry
+    # point set to a data symbol (a segment without PF_X), the entry point at
+    # an address no segment covers, and .data placed on top of .text (ld
+    # would refuse that, unless told not to check).
+    $RV $RVFLAGS -Wl,-Ttext=0x80200000 -Wl,-e,data_bytes -o "$ELF/entry-data.elf" \
+        tests/unit/elf_prog.c &&
+    $RV $RVFLAGS -Wl,-Ttext=0x80200000 -Wl,-e,0x80100000 -o "$ELF/entry-nowhere.elf" \
+        tests/unit/elf_prog.c &&
+    $RV $RVFLAGS -Wl,-Ttext=0x80200000 -Wl,-Tdata=0x80200010 -Wl,--no-check-sections \
+        -o "$ELF/overlap.elf" tests/unit/elf_prog.c || return 1
     # AArch64 only if its compiler is here; elf_test skips what is missing.
     if command -v aarch64-linux-gnu-gcc >/dev/null 2>&1; then
         aarch64-linux-gnu-gcc -nostdlib -static -no-pie -fno-pic -O1 -Wl,--build-id=none \
