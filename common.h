@@ -49,12 +49,17 @@ typedef int64_t i64;
 /*
 ## The contract each architecture fulfils
 
-The shared code needs exactly three things from the machine it runs on: a way
-to put one character on the console, a way to switch the machine off, and a
+The shared code needs exactly four things from the machine it runs on: a way
+to put one character on the console, a way to switch the machine off, a
 barrier that orders memory against device accesses (the VirtIO driver needs it
-between filling a request and telling the device). Each of `riscv64.c`,
-`aarch64.c` and `x86_64.c` defines all three (and the host unit tests define
-them too, with the C library).
+between filling a request and telling the device), and a clock, so that the
+VirtIO driver can wait for a device for a number of seconds rather than a
+number of loop turns. Each of `riscv64.c`, `aarch64.c` and `x86_64.c` defines
+all four (and the host unit tests define them too, with the C library).
+
+`time_us` counts microseconds from an arbitrary starting point; it never goes
+backwards and does not wrap in any run we will see (2^64 microseconds is half
+a million years). Only differences between two readings mean anything.
 
 `power_off(true)` tells QEMU to exit with status 0, `power_off(false)` with a
 non-zero status, so that `run.sh` and the tests can tell a clean shutdown from a
@@ -63,6 +68,7 @@ failure without parsing anything.
 void console_putchar(int c);
 _Noreturn void power_off(bool success);
 void io_barrier(void); /* all earlier memory and device accesses complete first */
+u64 time_us(void);     /* microseconds since an arbitrary moment; never goes back */
 
 /*
 ## Console

@@ -230,6 +230,17 @@ void io_barrier(void)
     __asm__ volatile("fence iorw, iorw" ::: "memory");
 }
 
+/* `time_us`, the clock of the contract: the `time` CSR counts at the
+   platform's timebase frequency, which the device tree gives in
+   /cpus/timebase-frequency and which is 10 MHz on QEMU's virt machine, so
+   ten ticks make a microsecond. (OpenSBI lets S-mode read `time` directly.) */
+#define TIMEBASE_PER_US 10
+
+u64 time_us(void)
+{
+    return csr_read(time) / TIMEBASE_PER_US;
+}
+
 /*
 ## 3. The G-stage table and guest memory
 

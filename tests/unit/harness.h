@@ -9,6 +9,8 @@
 #include "common.h"
 
 extern int test_failures;
+/* While true, console_putchar drops what the code under test prints. */
+extern bool console_muted;
 
 void pass(const char *name);
 void fail(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
