@@ -18,7 +18,7 @@ platform=$arch-qemu-virt
 case "$arch" in
   riscv64) ram=0x80000000 pflash=0x22000000 shutdown="Guest: SBI SRST shutdown" ;;
   aarch64) ram=0x40000000 pflash=0x04000000 shutdown="Guest: PSCI SYSTEM_OFF" ;;
-  x86_64)  ram=0x0 pflash=0xFFC00000 shutdown="Guest: (power-off port|VMMCALL shutdown)"
+  x86_64)  ram=0x0 pflash=0xffc00000 shutdown="Guest: (power-off port|VMMCALL shutdown)"
            platform=x86_64-qemu-microvm ;;
 esac
 el_line=()
