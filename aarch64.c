@@ -105,11 +105,12 @@ Every synchronous exit comes with a 64-bit syndrome (Arm ARM, register
 description ESR_EL2):
 
     31..26  EC   exception class: what kind of exit
-        25  IL   instruction length: 1 = a 32-bit instruction (always, in A64)
+        25  IL   instruction length: 1 = a 32-bit instruction, 0 = a 16-bit
+                 one (only a T32 program at EL0 has those)
      24..0  ISS  instruction-specific syndrome: details, per class
 
 These are the classes this chapter meets; the run loop handles the first
-four and reports all others.
+four and the 0x18 row, and reports all others.
 
 | EC | exit | from |
 |---|---|---|
@@ -118,10 +119,11 @@ four and reports all others.
 | 0x24 | data abort from a lower level | a stage-2 fault on a load or store |
 | 0x20 | instruction abort from a lower level | a stage-2 fault on a fetch |
 | 0x01 | `WFI`/`WFE` trapped | (we do not trap them: see `HCR_EL2`) |
-| 0x18 | `MSR`/`MRS`/system instruction trapped | a register we keep from the guest |
+| 0x18 | `MSR`/`MRS`/system instruction trapped | a register we keep from the guest (`handle_sysreg`) |
 | 0x21, 0x25 | instruction or data abort at EL2 itself | a bug in the hypervisor |
 */
 #define ESR_EC(esr) (((esr) >> 26) & 0x3f)
+#define ESR_IL (1UL << 25)
 #define ESR_ISS(esr) ((esr) & 0x1ffffff)
 
 #define EC_UNKNOWN 0x00
@@ -202,6 +204,34 @@ and the virtual address in `FAR_EL2`, whose low 12 bits complete the IPA.
 #define HPFAR_FIPA_MASK 0x0000fffffffffff0UL
 
 /*
+For a trapped `MSR`/`MRS` (EC 0x18) the ISS names the register by the five
+numbers that encode it in the instruction, the same numbers the Arm ARM
+lists for every system register ("ISS encoding for an exception from MSR,
+MRS, or System instruction execution in AArch64 state"):
+
+    21..20  Op0
+    19..17  Op2
+    16..14  Op1
+    13..10  CRn
+      9..5  Rt         the general register read or written (31: XZR)
+      4..1  CRm
+         0  Direction  1: a read (`MRS`), 0: a write (`MSR`)
+
+`SYSREG` packs the five numbers into one key, so that a `switch` can name
+registers as the manual writes them: `SYSREG(3, 0, 1, 0, 1)` is `ACTLR_EL1`
+(Op0 3, Op1 0, CRn 1, CRm 0, Op2 1).
+*/
+#define SYSREG(op0, op1, crn, crm, op2) \
+    (((op0) << 14) | ((op1) << 11) | ((crn) << 7) | ((crm) << 3) | (op2))
+#define ISS_SYS_OP0(iss) (((iss) >> 20) & 3)
+#define ISS_SYS_OP2(iss) (((iss) >> 17) & 7)
+#define ISS_SYS_OP1(iss) (((iss) >> 14) & 7)
+#define ISS_SYS_CRN(iss) (((iss) >> 10) & 0xf)
+#define ISS_SYS_RT(iss) (((iss) >> 5) & 0x1f)
+#define ISS_SYS_CRM(iss) (((iss) >> 1) & 0xf)
+#define ISS_SYS_READ 1UL
+
+/*
 ## 2. The machine below us
 
 ### Switching off: PSCI
@@ -214,18 +244,33 @@ itself. With `virtualization=on` its "firmware" sits at EL3 and answers `SMC`
 from EL2; without it the CPU starts at EL1 and QEMU answers `HVC` instead.
 The two calls are in `start/aarch64.S`.
 
-These are the function ids of the PSCI calls in this chapter, and the two
-SMCCC answers we give (DEN0022, chapter 5 "PSCI Functions"; DEN0028, "Return
-codes"). The `0x84` prefix means "fast call, 32-bit convention, standard
-secure service".
+These are the function ids of the PSCI calls in this chapter, and the
+answers they can give (DEN0022, chapter 5 "PSCI Functions"; DEN0028,
+"Function Identifiers" and "Return codes"). The `0x84` prefix means "fast
+call, 32-bit convention (SMC32), standard secure service"; `0xC4` is the
+same with the 64-bit convention (SMC64). A function that takes an address
+or an MPIDR has both forms: the SMC32 one sees only the low 32 bits of its
+arguments.
 */
 #define PSCI_VERSION 0x84000000U
+#define PSCI_CPU_OFF 0x84000002U
+#define PSCI_CPU_ON_32 0x84000003U
+#define PSCI_CPU_ON_64 0xC4000003U
+#define PSCI_AFFINITY_INFO_32 0x84000004U
+#define PSCI_AFFINITY_INFO_64 0xC4000004U
+#define PSCI_MIGRATE_INFO_TYPE 0x84000006U
 #define PSCI_SYSTEM_OFF 0x84000008U
 #define PSCI_SYSTEM_RESET 0x84000009U
 #define PSCI_FEATURES 0x8400000AU
-#define PSCI_SUCCESS 0
+#define PSCI_SMC64 0x40000000U /* bit 30 of a function id: the SMC64 form */
+
+#define PSCI_SUCCESS 0L
 #define SMCCC_NOT_SUPPORTED (-1L)
+#define PSCI_INVALID_PARAMETERS (-2L)
+#define PSCI_ALREADY_ON (-4L)
 #define PSCI_VERSION_1_1 0x00010001UL
+#define PSCI_AFFINITY_ON 0L
+#define PSCI_TOS_NOT_PRESENT 2L /* MIGRATE_INFO_TYPE: no Trusted OS to migrate */
 
 u64 psci_smc(u64 fn, u64 a1, u64 a2, u64 a3); /* start/aarch64.S */
 u64 psci_hvc(u64 fn, u64 a1, u64 a2, u64 a3);
@@ -329,17 +374,42 @@ u64 time_us(void)
 }
 
 /*
-### Caches: why everything here is simple
+### Caches: simple for us, not for the guest
 
 The hypervisor runs with its MMU off (`SCTLR_EL2.M` = 0) and its data cache
 off (`C` = 0), so every load and store it makes goes straight to memory. That
-makes three things simple that are subtle on real hardware: the page tables
-it writes are in memory when the stage-2 walker reads them (as long as the
-walker, too, reads without caching: see `VTCR_EL2` below); the guest kernel
-it copies into guest RAM is in memory when the guest fetches it; and VirtIO
-DMA needs no cache maintenance. A hypervisor that turns its caches on must
-clean them at each of those three places.
+makes two things simple that are subtle on real hardware: the page tables it
+writes are in memory when the stage-2 walker reads them (as long as the
+walker, too, reads without caching: see `VTCR_EL2` below), and VirtIO DMA
+needs no cache maintenance.
+
+The guest is another matter. Stage 2 maps its RAM as Normal Write-Back
+memory, so a guest that turns its own MMU and caches on reads through the
+cache the very bytes the hypervisor wrote *around* it: the same physical
+memory, seen with two different cacheability attributes. The Arm ARM calls
+this *mismatched memory attributes* (DDI0487, B2.8 "Mismatched memory
+attributes", in the chapter on the memory model) and promises coherence only if software
+cleans and invalidates the location to the Point of Coherency after using
+it one way and before using it the other. Otherwise a stale line left in a
+cache (from before the hypervisor wrote, or fetched speculatively) could
+hide the kernel we loaded. So once the guest's RAM holds its kernel,
+`hv_main` has `dcache_clean_inval_poc` clean and invalidate every line of
+it, by virtual address (ours are physical), to the Point of Coherency
+(`DC CIVAC`), and then wait for all of that to finish (`DSB SY`), as KVM
+does for every page it gives a guest.
+
+`CTR_EL0.DminLine` (bits 19..16) is the log2 of the smallest data cache line,
+in 4-byte words: the step of the loop.
 */
+#define CTR_DMINLINE(ctr) (((ctr) >> 16) & 0xf)
+
+static void dcache_clean_inval_poc(uintptr_t start, size_t size)
+{
+    u64 line = 4UL << CTR_DMINLINE(sysreg_read(CTR_EL0));
+    for (uintptr_t a = ALIGN_DOWN(start, line); a < start + size; a += line)
+        __asm__ volatile("dc civac, %0" ::"r"(a) : "memory");
+    dsb(sy);
+}
 
 /*
 ## 3. Stage 2 and guest memory
@@ -348,7 +418,7 @@ clean them at each of those three places.
 
 | IPA | what | how |
 |---|---|---|
-| 0x0400_0000 .. 0x07FF_FFFF | pflash1, 64 MiB | passed through on first touch |
+| 0x0400_0000 .. 0x07FF_FFFF | pflash1, 64 MiB | passed through **read-only** on first touch |
 | 0x0800_0000 .. 0x0800_FFFF | GICv3 distributor | emulated |
 | 0x080A_0000 .. 0x080B_FFFF | GICv3 redistributor of CPU 0 | emulated |
 | 0x0900_0000 .. 0x0900_0FFF | PL011 UART | emulated |
@@ -396,18 +466,29 @@ bits of the address:
              (512 GiB)   | (1 GiB)     | (2 MiB)     | (4 KiB)     |
 
 How many of those levels a walk uses depends on the size of the IPA space,
-which the hypervisor chooses. We give the guest as large a space as the
-CPU's physical addresses: `ID_AA64MMFR0_EL1.PARange` (bits 3..0) says how
-many bits those have. The 4 KiB granule without FEAT_LPA2 stops at 48 bits,
-so a CPU that reports 52 (QEMU's `max` does) gets 48. A walk then starts at
-the level whose table the space just fills:
+which the hypervisor chooses, and on the level the walk starts at, which is
+not entirely free. The IPA space may not be larger than the CPU's physical
+address space: `ID_AA64MMFR0_EL1.PARange` (bits 3..0) says how many bits
+those have. And with a 4 KiB granule a walk may start at level 0 only on a
+CPU with at least 44 physical address bits; on a 40- or 42-bit CPU such as
+the Cortex-A53 that start level is invalid (the Arm ARM's pseudocode
+`AArch64.S2InvalidSL`), and every guest access faults at level 0.
 
-| PARange | bits | `T0SZ` = 64 - bits | first level (`SL0`) | walk |
-|---|---|---|---|---|
-| 0 | 32 | 32 | 1 (0b01) | 1, 2, 3 |
-| 1 | 36 | 28 | 1 (0b01) | 1, 2, 3 |
-| 2, 3, 4 | 40, 42, 44 | 24, 22, 20 | 0 (0b10) | 0, 1, 2, 3 |
-| 5, 6 | 48 | 16 | 0 (0b10) | 0, 1, 2, 3 |
+Level 1 is valid on every CPU, and stage 2 has a trick to make it reach far
+enough: the first level may be up to 16 *concatenated* tables, contiguous
+pages that the walker treats as one long table (Arm ARM, D8 "Concatenated
+translation tables"). Two pages of level-1 entries cover 2 x 512 GiB: a
+40-bit IPA space, which is what KVM gives a VM by default too. So hvbook
+takes
+
+| PARange | PA bits | IPA bits | `T0SZ` = 64 - IPA bits | first level (`SL0`) | root |
+|---|---|---|---|---|---|
+| 0 | 32 | 32 | 32 | 1 (0b01) | 1 page, 4 entries used |
+| 1 | 36 | 36 | 28 | 1 (0b01) | 1 page, 64 entries used |
+| 2 and up | 40 .. 52 | 40 | 24 | 1 (0b01) | 2 concatenated pages, 8 KiB aligned |
+
+and every walk goes level 1, 2 (and 3 for a page). The guest's machine ends
+below 4 GiB, so even the smallest space is enough for it.
 
 `VTCR_EL2` (Arm ARM, register description VTCR_EL2) describes all of this to
 the hardware:
@@ -416,12 +497,12 @@ the hardware:
 |---|---|---|---|
 | 31 | RES1 | 1 | |
 | 19 | VS | 0 | 8-bit VMIDs |
-| 18..16 | PS | PARange, at most 0b101 | physical address size of stage-2 output |
+| 18..16 | PS | PARange, at most 0b101 (48 bits) | physical address size of stage-2 output |
 | 15..14 | TG0 | 0b00 | 4 KiB granule |
 | 13..12 | SH0 | 0b11 | table walks are Inner Shareable |
 | 11..10 | ORGN0 | 0b00 | walks read the tables Non-cacheable (outer) |
 | 9..8 | IRGN0 | 0b00 | and Non-cacheable (inner) |
-| 7..6 | SL0 | see above | the level the walk starts at |
+| 7..6 | SL0 | 0b01 | the walk starts at level 1 |
 | 5..0 | T0SZ | 64 - IPA bits | size of the IPA space |
 
 Why non-cacheable walks? The hypervisor writes the tables with its data cache
@@ -434,7 +515,8 @@ copy of a table we later change.
 #define VTCR_SH0_INNER (3UL << 12)
 #define VTCR_ORGN0_NC (0UL << 10)
 #define VTCR_IRGN0_NC (0UL << 8)
-#define VTCR_SL0_SHIFT 6
+#define VTCR_SL0_LEVEL1 (1UL << 6)
+#define IPA_BITS_MAX 40
 
 /*
 ### Stage-2 descriptors
@@ -452,7 +534,7 @@ region attributes" and "Stage 2 access permissions"):
 | 47..12 | output address | frame | frame | the physical page (or block) |
 | 10 | AF | 1 | 1 | access flag; 0 would fault on first use |
 | 9..8 | SH | 0b11 | 0b00 | shareability: Inner Shareable for RAM |
-| 7..6 | S2AP | 0b11 | 0b11 | 0b00 none, 0b01 read, 0b10 write, 0b11 read/write |
+| 7..6 | S2AP | 0b11 | 0b11, flash 0b01 | 0b00 none, 0b01 read, 0b10 write, 0b11 read/write |
 | 5..2 | MemAttr | 0b1111 | 0b0001 | Normal Write-Back / Device-nGnRE |
 | 1..0 | type | 0b01 or 0b11 | 0b11 | block, or page |
 
@@ -464,6 +546,13 @@ A device gets Device-nGnRE (no gathering, no reordering; early write
 acknowledgement allowed): whatever a confused guest's stage 1 says, its
 accesses to the device stay device accesses.
 
+**S2AP** is the guest's right to read and write. The flash is the one
+window the guest may only read: its contents are the machine's firmware
+and data, not the guest's to change, and a write that reached it would
+put QEMU's flash into its command mode (block erase, program) for every
+later reader. So the flash is mapped read-only, and a store to it is a
+*permission fault* that comes to us (section 6).
+
 A table descriptor has only its type bits and the next table's address.
 */
 #define S2_VALID (1UL << 0)
@@ -472,6 +561,7 @@ A table descriptor has only its type bits and the next table's address.
 #define S2_BLOCK (1UL << 0)
 #define S2_MEMATTR_NORMAL_WB (0xfUL << 2)
 #define S2_MEMATTR_DEVICE_nGnRE (0x1UL << 2)
+#define S2AP_RO (1UL << 6)
 #define S2AP_RW (3UL << 6)
 #define S2_SH_INNER (3UL << 8)
 #define S2_AF (1UL << 10)
@@ -479,10 +569,10 @@ A table descriptor has only its type bits and the next table's address.
 #define S2_ADDR_MASK 0x0000fffffffff000UL
 
 #define S2_RAM (S2_MEMATTR_NORMAL_WB | S2AP_RW | S2_SH_INNER | S2_AF)
-#define S2_DEVICE (S2_MEMATTR_DEVICE_nGnRE | S2AP_RW | S2_AF | S2_XN)
+#define S2_FLASH (S2_MEMATTR_DEVICE_nGnRE | S2AP_RO | S2_AF | S2_XN)
 
-static u64 *s2_root;        /* one 4 KiB table at the first level */
-static int s2_start_level;  /* 0 or 1: where walks start */
+static u64 *s2_root;        /* the level-1 table: one page, or two concatenated */
+static u64 s2_root_entries; /* how many entries of it the IPA space uses */
 
 /* The guest's VMID: tags its TLB entries, so that they can never be used for
    another VM. */
@@ -491,9 +581,9 @@ static int s2_start_level;  /* 0 or 1: where walks start */
 /*
 ### Setting up the translation regime
 
-`s2_setup` reads the CPU's physical address size, picks the IPA size and the
-start level as in the table above, allocates the (empty) root table, and
-writes the two registers. Nothing is translated yet: stage 2 applies only
+`s2_setup` reads the CPU's physical address size, picks the IPA size as in
+the table above, allocates the (empty) root table, two pages aligned to
+their size when the space is 40 bits, and writes the two registers. Nothing is translated yet: stage 2 applies only
 once `HCR_EL2.VM` is set (section 5), and only to EL1 and EL0. But from now
 on the VMID is the guest's, so the TLB maintenance in `s2_map` below is aimed
 at the right VM from the first mapping. `VTTBR_EL2` (Arm ARM, register
@@ -511,13 +601,13 @@ static void s2_setup(void)
     u64 parange = sysreg_read(ID_AA64MMFR0_EL1) & 0xf;
     if (parange > 5)
         parange = 5; // 48 bits: the most a 4 KiB granule gives without LPA2
-    int ipa_bits = pa_bits[parange];
-    s2_start_level = ipa_bits > 39 ? 0 : 1;
+    int ipa_bits = pa_bits[parange] < IPA_BITS_MAX ? pa_bits[parange] : IPA_BITS_MAX;
 
-    s2_root = page_alloc(1, PAGE_SIZE);
+    s2_root_entries = 1UL << (ipa_bits - 30); // level-1 entries map 1 GiB each
+    size_t pages = s2_root_entries > 512 ? s2_root_entries / 512 : 1;
+    s2_root = page_alloc(pages, pages * PAGE_SIZE);
     u64 vtcr = VTCR_RES1 | (parange << VTCR_PS_SHIFT) | VTCR_TG0_4K | VTCR_SH0_INNER |
-           VTCR_ORGN0_NC | VTCR_IRGN0_NC |
-           ((u64)(s2_start_level == 0 ? 2 : 1) << VTCR_SL0_SHIFT) | (u64)(64 - ipa_bits);
+           VTCR_ORGN0_NC | VTCR_IRGN0_NC | VTCR_SL0_LEVEL1 | (u64)(64 - ipa_bits);
     sysreg_write(VTCR_EL2, vtcr);
     sysreg_write(VTTBR_EL2, (GUEST_VMID << 48) | (uintptr_t)s2_root);
     isb();
@@ -558,8 +648,9 @@ static void s2_flush_ipa(u64 ipa)
 
 /*
 `s2_map` maps one block or page of `size` bytes (2 MiB or 4 KiB) at `ipa` to
-the physical memory at `pa`. It walks down from the root, creating any
-missing intermediate table on the way, until it reaches the level whose
+the physical memory at `pa`. It walks down from the level-1 root, whose
+index may have a bit or two more than the 9 of the other levels (the
+concatenated tables), creating any missing level-2 or level-3 table on the way, until it reaches the level whose
 entries map `size` bytes: level 2 for 2 MiB, level 3 for 4 KiB. An existing
 block or page in the way would mean two mappings overlap, a bug, so it
 panics instead of quietly overwriting.
@@ -572,8 +663,8 @@ static void s2_map(u64 ipa, u64 pa, u64 size, u64 attrs)
     int leaf_level = size == 2 * MiB ? 2 : 3;
     u64 *table = s2_root;
 
-    for (int level = s2_start_level; level < leaf_level; level++) {
-        u64 index = (ipa >> (39 - 9 * level)) & 0x1ff;
+    for (int level = 1; level < leaf_level; level++) {
+        u64 index = (ipa >> (39 - 9 * level)) & (level == 1 ? s2_root_entries - 1 : 0x1ff);
         u64 desc = table[index];
         if (!(desc & S2_VALID)) {
             u64 *next = page_alloc(1, PAGE_SIZE);
@@ -678,6 +769,12 @@ registers"):
    bit 27), a middle priority (`GICR_IPRIORITYR`, one byte per INTID), and
    *disabled* for now (`GICR_ICENABLER0`). It is enabled when the guest
    enables its own timer interrupt: see the GIC emulation in section 6.
+   **PPI 26**, the interrupt of the EL2 physical timer (the hypervisor's own
+   timer, section 5), gets the same group and priority and is enabled for
+   good: no guest setting can touch it. A write to `GICR_ICENABLER0` takes
+   effect some time later; the redistributor says it is done by clearing
+   `GICR_CTLR.RWP` (bit 3, "register write pending"), which `gicr_wait_rwp`
+   polls after every enable or disable.
 4. **CPU interface at EL2**: `ICC_SRE_EL2` = `SRE` | `DFB` | `DIB` | `Enable`:
    use the system-register interface at EL2 (`SRE`, bit 0), with FIQ and IRQ
    bypass disabled (bits 1, 2), and let EL1 use *its* system-register
@@ -710,6 +807,7 @@ the next `ERET`, and is then taken at once, as a VM exit.
 
 #define GICR_SGI 0x10000 /* the second 64 KiB frame of a redistributor */
 #define GICR_CTLR 0x0000
+#define GICR_CTLR_RWP (1U << 3)
 #define GICR_IIDR 0x0004
 #define GICR_TYPER 0x0008
 #define GICR_WAKER 0x0014
@@ -731,8 +829,10 @@ the next `ERET`, and is then taken at once, as a VM exit.
 #define ICH_HCR_EN (1UL << 0)
 #define INTID_SPURIOUS_FIRST 1020 /* 1020..1023: no interrupt to acknowledge */
 
-/* The EL1 virtual timer's interrupt on QEMU virt (and on most boards). */
+/* The EL1 virtual timer's interrupt on QEMU virt (and on most boards), and
+   the EL2 physical timer's (the Server Base System Architecture's numbers). */
 #define TIMER_PPI 27
+#define HV_TIMER_PPI 26
 #define HV_TIMER_PRIORITY 0x80
 
 /*
@@ -761,6 +861,12 @@ static u64 ich_lr(int n, bool write, u64 v)
 
 static int num_lrs;
 
+static void gicr_wait_rwp(void)
+{
+    while (mmio_read32(GICR_BASE + GICR_CTLR) & GICR_CTLR_RWP)
+        ;
+}
+
 static void gic_setup(void)
 {
     // 1. Distributor.
@@ -772,11 +878,14 @@ static void gic_setup(void)
     mmio_write32(GICR_BASE + GICR_WAKER, waker & ~GICR_WAKER_PROCESSOR_SLEEP);
     while (mmio_read32(GICR_BASE + GICR_WAKER) & GICR_WAKER_CHILDREN_ASLEEP)
         ;
-    // 3. Every SGI and PPI off; PPI 27 Group 1, middle priority.
+    // 3. Every SGI and PPI off; PPIs 27 and 26 Group 1, middle priority; 26 on.
     mmio_write32(GICR_BASE + GICR_ICENABLER0, 0xffffffff);
-    mmio_write32(GICR_BASE + GICR_IGROUPR0,
-                 mmio_read32(GICR_BASE + GICR_IGROUPR0) | 1U << TIMER_PPI);
+    gicr_wait_rwp();
+    mmio_write32(GICR_BASE + GICR_IGROUPR0, mmio_read32(GICR_BASE + GICR_IGROUPR0) |
+                                            1U << TIMER_PPI | 1U << HV_TIMER_PPI);
     mmio_write8(GICR_BASE + GICR_IPRIORITYR + TIMER_PPI, HV_TIMER_PRIORITY);
+    mmio_write8(GICR_BASE + GICR_IPRIORITYR + HV_TIMER_PPI, HV_TIMER_PRIORITY);
+    mmio_write32(GICR_BASE + GICR_ISENABLER0, 1U << HV_TIMER_PPI);
 
     // 4. and 5. The physical CPU interface, as EL2 sees it.
     sysreg_write(ICC_SRE_EL2, ICC_SRE_SRE | ICC_SRE_DFB | ICC_SRE_DIB | ICC_SRE_ENABLE);
@@ -839,7 +948,6 @@ u64 vcpu_enter(struct vcpu *v);
 #define EXIT_KIND_IRQ 1
 #define EXIT_KIND_FIQ 2
 #define EXIT_KIND_SERROR 3
-#define EXIT_KIND_AARCH32 4
 
 static struct vcpu vcpu;
 
@@ -856,12 +964,16 @@ HCR_EL2). The ones that matter:
 | 3 | FMO | 1 | physical FIQs come to EL2; the guest gets *virtual* FIQs and its `ICC_*` accesses go to `ICV_*` |
 | 4 | IMO | 1 | the same for IRQs: the timer's physical IRQ is ours, the guest sees the virtual one we inject |
 | 5 | AMO | 1 | physical SErrors come to EL2: a system error caused while the guest ran is reported, not left to the guest |
-| 13, 14 | TWI, TWE | 0 | `WFI`/`WFE` are *not* trapped: a guest waiting for its timer really sleeps, and the physical IRQ, routed to EL2, wakes the CPU. Trapping them would only add exits |
+| 13, 14 | TWI, TWE | 0 | `WFI`/`WFE` are *not* trapped: a guest waiting for its timer really sleeps, and the physical IRQ, routed to EL2, wakes the CPU. That holds even for a guest that masked its interrupts first: a physical IRQ that targets EL2 is never masked by the guest's `PSTATE.I` (Arm ARM, D1 "Physical interrupt masking"), and so it is a WFI wake-up event. The hypervisor's own timer (below) gets the CPU back from any `WFI`; trapping them would only add exits |
 | 19 | TSC | 1 | `SMC` traps to EL2: QEMU's PSCI firmware answers `SMC` and must never see the guest's; we answer for it |
+| 20 | TIDCP | 1 | the *implementation defined* registers (`Op0` = 3, `CRn` = 11 or 15: cache, bus and power controls of this particular core) belong to the physical machine. An access traps, and hvbook answers as a CPU without such a register would: an undefined-instruction exception, delivered to the guest |
+| 21 | TACR | 1 | `ACTLR_EL1`, the implementation defined *auxiliary control* register, also sets behaviour of the physical core. Reads return the value the hypervisor found; writes are ignored |
+| 22 | TSW | 0 | set/way cache maintenance stays the guest's. With `SWIO` an "invalidate by set/way" also cleans, so no dirty line is lost, and the hypervisor keeps nothing in the data cache to lose. (KVM traps these because a guest moved between CPUs cannot clean "its" caches by set/way; one vCPU that never moves can) |
 | 27 | TGE | 0 | the guest's own exceptions (system calls, its page faults) stay at EL1 |
 | 29 | HCD | 0 | `HVC` is enabled: it is the guest's way to call us |
 | 31 | RW | 1 | EL1 is AArch64 |
 | 34 | E2H | 0 | a classic EL2 hypervisor, not a host kernel (no VHE) |
+| 36 | TERR | 1 if present | the RAS *error records* (`ERRIDR_EL1`, `ERRSELR_EL1`, `ERX*_EL1`) report and inject errors of the physical machine. Trapped: `ERRIDR_EL1` reads 0, "no error records", and the others then read as zero and ignore writes, as the Arm ARM makes them for that case. Set only when the CPU has FEAT_RAS (`ID_AA64PFR0_EL1.RAS`, bits 31..28); RES0 otherwise |
 | 40, 41 | APK, API | 1 if present | pointer-authentication keys and instructions are the guest's: do not trap them (set only when the CPU has FEAT_PAuth; RES0 otherwise) |
 */
 #define HCR_VM (1UL << 0)
@@ -870,7 +982,10 @@ HCR_EL2). The ones that matter:
 #define HCR_IMO (1UL << 4)
 #define HCR_AMO (1UL << 5)
 #define HCR_TSC (1UL << 19)
+#define HCR_TIDCP (1UL << 20)
+#define HCR_TACR (1UL << 21)
 #define HCR_RW (1UL << 31)
+#define HCR_TERR (1UL << 36)
 #define HCR_APK (1UL << 40)
 #define HCR_API (1UL << 41)
 
@@ -883,7 +998,7 @@ Each of these comes out of reset UNKNOWN, so each is written:
 |---|---|---|
 | `VTCR_EL2`, `VTTBR_EL2` | section 3 | stage 2, written by `s2_setup` |
 | `CPTR_EL2` | 0x33FF | bits 13, 9, 7..0 are RES1; `TFP` (10) = 0: FP/SIMD registers are the guest's alone, the hypervisor never uses them (`-mgeneral-regs-only`); `TZ` (8) = 1 and `TSM` (12) = 1: SVE and SME trap to us, since their larger state is more than this chapter handles; we report such an exit |
-| `MDCR_EL2` | HPMN = `PMCR_EL0.N` | the guest sees all PMU counters; debug and PMU accesses are not trapped |
+| `MDCR_EL2` | below | what of debug and the PMU is the guest's |
 | `HSTR_EL2` | 0 | no AArch32 coprocessor traps |
 | `CNTHCTL_EL2` | `EL1PCTEN` = 1, `EL1PCEN` = 0 | the guest may read the physical counter (a clock harms no one) but not program the EL1 *physical* timer: the guest's timer is the virtual one, and the physical timer's interrupt is not one we forward. An access traps (EC 0x18) and is reported |
 | `CNTVOFF_EL2` | 0 | virtual count = physical count, as on a machine with no EL2 |
@@ -891,6 +1006,85 @@ Each of these comes out of reset UNKNOWN, so each is written:
 */
 #define CPTR_EL2_VALUE 0x33ffUL
 #define CNTHCTL_EL1PCTEN (1UL << 0)
+
+/*
+### `MDCR_EL2`: debug and the performance monitors
+
+The performance monitors (PMU, Arm ARM D11 "The Performance Monitors
+Extension") count cycles and events, and each counter has a *filter* saying
+at which levels it counts: `PMCCFILTR_EL0` for the cycle counter,
+`PMEVTYPER<n>_EL0` for the others, where bit 27, `NSH`, means "count at EL2
+too". A guest that sets it, reads the cycle counter, executes `HVC` and
+reads it again has measured the hypervisor's own work, to the cycle: a side
+channel, and exactly what an isolated guest must not see. (It can still see
+the wall-clock time an exit took, with the generic timer's counter; that
+no hypervisor can hide.)
+
+The architecture grew two brakes: `HPMD` (PMUv3p1) prohibits event counting
+at EL2, and `HCCD` (PMUv3p5) stops the cycle counter there, which `HPMD`
+alone does only when the guest's own `PMCR_EL0.DP` says so. An older PMU,
+like the Cortex-A53's, has neither. So hvbook sets whatever brakes the CPU
+has (`ID_AA64DFR0_EL1.PMUVer`, bits 11..8: 1 is PMUv3, 4 is v3p1, 6 is v3p5),
+*and* traps every PMU access with `TPM`: `pmu_emulate` (section 6) performs
+the access for the guest, with `NSH` cleared in whatever it writes to a
+filter. The guest keeps its counters; it just never counts at EL2.
+
+| bits | field | value | why |
+|---|---|---|---|
+| 4..0 | HPMN | `PMCR_EL0.N` | every event counter is the guest's (none kept for EL2) |
+| 6 | TPM | 1 | PMU registers trap to EL2, so that no filter ever says "count at EL2" |
+| 7 | HPME | 0 | (no counters are kept for EL2, so nothing to enable) |
+| 8 | TDE | 0 | debug exceptions go to the guest, whose debugger it is |
+| 9 | TDA | 0 | breakpoints, watchpoints and `MDSCR_EL1` are the guest's own: their exceptions target EL1, and an exception is never taken to a lower level, so they cannot fire while the hypervisor runs (Arm ARM, D2 "Debug exceptions") |
+| 10 | TDOSA | 0 | the OS lock and power-down registers are the guest's too (Linux clears the OS lock at boot) |
+| 11 | TDRA | 1 | `MDRAR_EL1` holds the *physical* address of the debug ROM table, a fact about the host. Trapped; it reads as 0, "no ROM table" (`Valid` = 0b00) |
+| 17 | HPMD | 1 if PMUv3p1 | no event counting at EL2 (RES0 before PMUv3p1) |
+| 23 | HCCD | 1 if PMUv3p5 | no cycle counting at EL2 (RES0 before PMUv3p5) |
+*/
+#define MDCR_HPMN_MASK 0x1fUL
+#define MDCR_TPM (1UL << 6)
+#define MDCR_TDRA (1UL << 11)
+#define MDCR_HPMD (1UL << 17)
+#define MDCR_HCCD (1UL << 23)
+#define PMUVER(dfr0) (((dfr0) >> 8) & 0xf)
+#define PMUVER_V3 1
+#define PMUVER_V3P1 4
+#define PMUVER_V3P5 6
+#define PMUVER_IMPDEF 0xf
+#define PMCR_N(pmcr) (((pmcr) >> 11) & 0x1f)
+#define ID_PFR0_RAS(pfr0) (((pfr0) >> 28) & 0xf)
+
+/*
+### The hypervisor's own timer
+
+A guest that spins with its interrupts masked, or executes `WFI` with no
+timer armed, would otherwise keep the CPU for good: nothing it does ever
+comes to EL2. So hvbook keeps a timer the guest cannot touch: the **EL2
+physical timer** (`CNTHP_*_EL2`, Arm ARM D11 "The Generic Timer"), whose
+registers exist only at EL2 and whose interrupt, PPI 26, only the
+hypervisor enables at the GIC. It compares the physical count
+(`CNTPCT_EL0`) with `CNTHP_CVAL_EL2`; `CNTHP_CTL_EL2.ENABLE` (bit 0) arms
+it, `IMASK` (bit 1) would mask it.
+
+`hv_timer_start` arms it once, just before the guest's first instruction,
+for the guest's whole time budget (`boot_args.budget_s`, from `run.sh`;
+0 means no limit). When it fires, the IRQ exit finds INTID 26 instead of the
+guest's 27, and the run ends with `report_budget_spent`: the budget, the
+guest's PC, the exit table and a failure status.
+*/
+#define CNTHP_CTL_ENABLE (1UL << 0)
+
+static void hv_timer_start(void)
+{
+    if (boot_args.budget_s == 0) {
+        sysreg_write(CNTHP_CTL_EL2, 0);
+        return;
+    }
+    u64 ticks = (u64)boot_args.budget_s * sysreg_read(CNTFRQ_EL0);
+    sysreg_write(CNTHP_CVAL_EL2, sysreg_read(CNTPCT_EL0) + ticks);
+    sysreg_write(CNTHP_CTL_EL2, CNTHP_CTL_ENABLE);
+    isb();
+}
 
 /*
 ### The state the guest starts in
@@ -918,24 +1112,37 @@ reset), debug control, timer control, and both EL1 timers (disabled).
 #define SPSR_EL1H_DAIF 0x3c5UL
 #define SCTLR_EL1_RESET 0x30d00800UL
 
+static u64 actlr_at_start; /* ACTLR_EL1 as hvbook found it: what the guest reads */
+
 static void vcpu_setup(u64 entry)
 {
-    u64 hcr = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_TSC | HCR_RW;
+    u64 hcr = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_TSC | HCR_TIDCP |
+              HCR_TACR | HCR_RW;
     u64 isar1 = sysreg_read(ID_AA64ISAR1_EL1);
     // APA (7..4), API (11..8), GPA (27..24), GPI (31..28): any of them means PAuth.
     if (isar1 & 0xff000ff0UL)
         hcr |= HCR_APK | HCR_API;
+    if (ID_PFR0_RAS(sysreg_read(ID_AA64PFR0_EL1)) != 0)
+        hcr |= HCR_TERR;
     sysreg_write(HCR_EL2, hcr);
 
     sysreg_write(CPTR_EL2, CPTR_EL2_VALUE);
     sysreg_write(HSTR_EL2, 0);
-    u64 pmuver = (sysreg_read(ID_AA64DFR0_EL1) >> 8) & 0xf;
-    u64 hpmn = (pmuver != 0 && pmuver != 0xf) ? (sysreg_read(PMCR_EL0) >> 11) & 0x1f : 0;
-    sysreg_write(MDCR_EL2, hpmn);
+    u64 mdcr = MDCR_TDRA;
+    u64 pmuver = PMUVER(sysreg_read(ID_AA64DFR0_EL1));
+    if (pmuver >= PMUVER_V3 && pmuver != PMUVER_IMPDEF) { // the PMU fields are RES0 without one
+        mdcr |= MDCR_TPM | (PMCR_N(sysreg_read(PMCR_EL0)) & MDCR_HPMN_MASK);
+        if (pmuver >= PMUVER_V3P1)
+            mdcr |= MDCR_HPMD;
+        if (pmuver >= PMUVER_V3P5)
+            mdcr |= MDCR_HCCD;
+    }
+    sysreg_write(MDCR_EL2, mdcr);
     sysreg_write(CNTHCTL_EL2, CNTHCTL_EL1PCTEN);
     sysreg_write(CNTVOFF_EL2, 0);
     sysreg_write(VPIDR_EL2, sysreg_read(MIDR_EL1));
     sysreg_write(VMPIDR_EL2, sysreg_read(MPIDR_EL1));
+    actlr_at_start = sysreg_read(ACTLR_EL1); // what the guest will read (TACR)
     isb();
 
     // The guest's EL1 and EL0 registers, as after a reset.
@@ -970,8 +1177,9 @@ static void vcpu_setup(u64 entry)
 
     /* The loader wrote the guest's instructions as data. The instruction
        cache must not hold older contents for those addresses (Arm ARM, D7
-       "The AArch64 System Level Memory Model", cache maintenance). With
-       our data cache off, invalidating the instruction cache is enough. */
+       "The AArch64 System Level Memory Model", cache maintenance). The data
+       side is already clean to the Point of Coherency (hv_main), so
+       invalidating the instruction cache is what is left. */
     __asm__ volatile("ic iallu" ::: "memory");
     dsb(ish);
     isb();
@@ -998,9 +1206,10 @@ the guest, wait for it to exit, handle the exit, enter again.
     |                                                        | the guest runs
     |    vectors + 0x400..0x580: a VM exit <-----------------+
     |        |
-    |        +-- IRQ                    -> inject_timer
+    |        +-- IRQ                    -> inject_timer (or: budget spent)
     |        +-- sync, EC 0x16 / 0x17   -> handle_hypercall (HVC, SMC)
     |        +-- sync, EC 0x24 / 0x20   -> handle_stage2_fault
+    |        +-- sync, EC 0x18          -> handle_sysreg
     |        +-- anything else          -> report, stop
     |        |
     +--------+ (unless the VM stopped)
@@ -1013,7 +1222,9 @@ enum exit_reason {
     EXIT_PL011,
     EXIT_GIC,
     EXIT_TIMER_INTERRUPT,
+    EXIT_HV_TIMER,
     EXIT_SPURIOUS_INTERRUPT,
+    EXIT_SYSREG,
     EXIT_PFLASH_FAULT,
     EXIT_REFUSED_FAULT,
     EXIT_UNEXPECTED,
@@ -1026,17 +1237,20 @@ static const char *const exit_names[EXIT_REASONS] = {
     [EXIT_PL011] = "PL011 access (emulated)",
     [EXIT_GIC] = "GIC access (emulated)",
     [EXIT_TIMER_INTERRUPT] = "timer interrupt",
+    [EXIT_HV_TIMER] = "hypervisor timer (budget)",
     [EXIT_SPURIOUS_INTERRUPT] = "spurious interrupt",
+    [EXIT_SYSREG] = "system register trapped",
     [EXIT_PFLASH_FAULT] = "stage-2 fault: pflash",
     [EXIT_REFUSED_FAULT] = "stage-2 fault: refused",
     [EXIT_UNEXPECTED] = "unexpected",
 };
 static u64 exit_counts[EXIT_REASONS];
 
-/* How the VM ended: still running, shut down by the guest, or stopped by
-   the hypervisor after a fault. */
-enum vm_state { VM_RUNNING, VM_SHUTDOWN, VM_FAULT };
+/* How the VM ended: still running, shut down by the guest, stopped by the
+   hypervisor after a fault, or stopped when its time budget ran out. */
+enum vm_state { VM_RUNNING, VM_SHUTDOWN, VM_FAULT, VM_OUT_OF_TIME };
 static enum vm_state vm_state;
+static u64 exit_kind; /* EXIT_KIND_SYNC, _IRQ...: of the exit being handled */
 
 /*
 ### A VM fault
@@ -1047,17 +1261,56 @@ student needs to find the guest's mistake: what happened, the guest's PC,
 the syndrome decoded, and the guest's registers, the way a kernel prints an
 "oops". (`vm_dump` is its second half, for callers that print a more precise
 first line themselves.)
+
+The world switch saves `ESR_EL2`, `FAR_EL2` and `HPFAR_EL2` at every exit,
+but the CPU writes them only for the exits that have something to say, and
+otherwise they hold what an *earlier* exit left there. A report that printed
+them anyway would point the student at an address this fault never
+touched. So `vm_dump` prints only what is valid for this exit (Arm ARM,
+register descriptions of each): `ESR` for a synchronous exit, not for an
+interrupt; `FAR` for an instruction or data abort (unless `ISS.FnV`, bit 10,
+says "FAR not valid") and for a PC alignment fault; `HPFAR` for an abort
+that stage 2 caused (a translation, access flag or permission fault, or a
+fault on the guest's own table walk).
 */
+#define ISS_FNV (1UL << 10)
+
 static u64 fault_ipa(void)
 {
     return ((vcpu.hpfar & HPFAR_FIPA_MASK) << 8) | (vcpu.far & 0xfff);
 }
 
+static bool far_valid(void)
+{
+    u64 ec = ESR_EC(vcpu.esr);
+    if (ec == EC_PC_ALIGN)
+        return true;
+    return (ec == EC_DABT_LOW || ec == EC_IABT_LOW) && !(vcpu.esr & ISS_FNV);
+}
+
+static bool hpfar_valid(void)
+{
+    u64 ec = ESR_EC(vcpu.esr), iss = ESR_ISS(vcpu.esr);
+    u64 type = FSC_TYPE(ISS_FSC(iss));
+    return (ec == EC_DABT_LOW || ec == EC_IABT_LOW) &&
+           (type == FSC_TRANSLATION || type == FSC_ACCESS_FLAG || type == FSC_PERMISSION ||
+            (iss & ISS_S1PTW));
+}
+
 static void vm_dump(void)
 {
     u64 ec = ESR_EC(vcpu.esr);
-    printf("  ESR 0x%lx (EC 0x%lx: %s)  guest pc 0x%lx  FAR 0x%lx  HPFAR 0x%lx\n",
-           vcpu.esr, ec, ec_name(ec), vcpu.elr, vcpu.far, vcpu.hpfar);
+    if (exit_kind != EXIT_KIND_SYNC) {
+        printf("  an interrupt exit (no syndrome)  guest pc 0x%lx\n", vcpu.elr);
+    } else {
+        printf("  ESR 0x%lx (EC 0x%lx: %s)  guest pc 0x%lx", vcpu.esr, ec, ec_name(ec),
+               vcpu.elr);
+        if (far_valid())
+            printf("  FAR 0x%lx", vcpu.far);
+        if (hpfar_valid())
+            printf("  HPFAR 0x%lx", vcpu.hpfar);
+        printf("\n");
+    }
     printf("  guest x0 0x%lx  x1 0x%lx  x2 0x%lx  x30 0x%lx  sp 0x%lx  spsr 0x%lx\n",
            vcpu.x[0], vcpu.x[1], vcpu.x[2], vcpu.x[30], sysreg_read(SP_EL1), vcpu.spsr);
     vm_state = VM_FAULT;
@@ -1090,9 +1343,14 @@ A list register (IHI0069, register description ICH_LR<n>_EL2):
 The guest's priority and group for INTID 27 are what it wrote into its
 (emulated) redistributor; see `gic_emulate` below.
 
+INTID 26 is the hypervisor's own timer: the guest's time budget is spent.
+The run ends here, with the report `common.h` defines and a failure status;
+the guest's PC in the report says where it was spinning or sleeping.
+
 Any other physical interrupt is unexpected: hvbook enables no other one. It
 is deactivated (`ICC_DIR_EL1`) and reported, and the VM stops.
 */
+#define LR_STATE_MASK (3UL << 62)
 #define LR_STATE_PENDING (1UL << 62)
 #define LR_HW (1UL << 61)
 #define LR_GROUP1 (1UL << 60)
@@ -1117,6 +1375,14 @@ static void inject_timer(void)
         return;
     }
     sysreg_write(ICC_EOIR1_EL1, intid); // priority drop only: EOImode = 1
+    if (intid == HV_TIMER_PPI) {
+        sysreg_write(CNTHP_CTL_EL2, 0); // the line drops; nothing left to say
+        sysreg_write(ICC_DIR_EL1, intid);
+        exit_counts[EXIT_HV_TIMER]++;
+        report_budget_spent(vcpu.elr);
+        vm_state = VM_OUT_OF_TIME;
+        return;
+    }
     if (intid != TIMER_PPI) {
         sysreg_write(ICC_DIR_EL1, intid);
         exit_counts[EXIT_UNEXPECTED]++;
@@ -1145,6 +1411,31 @@ static void inject_timer(void)
 }
 
 /*
+The other way round: when the guest *disables* its timer interrupt (at the
+redistributor, or all of Group 1 at the distributor), an interrupt already
+waiting in a list register must go too, or the guest would take an
+interrupt it has just disabled, which a real GIC never delivers (IHI0069,
+"Enabling and disabling the forwarding of interrupts": a disabled interrupt
+is not forwarded to the CPU interface). `withdraw_timer` empties a list
+register that holds INTID 27 still *pending*, and deactivates the physical
+INTID 27 that it stood for (its priority was already dropped), so that the
+timer can fire again once the guest enables it. An *active* one, which the
+guest has acknowledged and is handling, stays: disabling an interrupt never
+takes it away from a handler that is running.
+*/
+static void withdraw_timer(void)
+{
+    for (int n = 0; n < num_lrs; n++) {
+        u64 lr = ich_lr(n, false, 0);
+        if ((lr & 0xffffffffUL) == TIMER_PPI && (lr & LR_STATE_MASK) == LR_STATE_PENDING) {
+            ich_lr(n, true, 0);
+            sysreg_write(ICC_DIR_EL1, TIMER_PPI);
+            isb();
+        }
+    }
+}
+
+/*
 ### Hypercalls: PSCI over HVC and SMC
 
 The guest powers off the way any Arm kernel does, with a PSCI call. On bare
@@ -1155,38 +1446,68 @@ instruction *after* it, but for a trapped `SMC` it is the `SMC` itself, which
 has not executed. So for `SMC` we move `ELR` past it (4 bytes), as firmware
 would have returned.
 
-hvbook implements the PSCI functions a one-CPU guest needs to identify PSCI
-and to stop:
+hvbook implements PSCI 1.1 (Arm DEN0022) for a machine with one CPU: every
+function a kernel needs to find out what it runs on and to stop it, each
+answering what the specification requires for that machine:
 
-| function | id | what hvbook does |
+| function | id (SMC32 / SMC64) | what hvbook answers |
 |---|---|---|
 | `PSCI_VERSION` | 0x8400_0000 | 1.1, as QEMU's own PSCI |
-| `PSCI_FEATURES` | 0x8400_000A | 0 (supported) for the four functions here, else `NOT_SUPPORTED` |
+| `CPU_OFF` | 0x8400_0002 | the only CPU goes off, and nothing is left to switch it on again: the run ends, as a failure (the guest never said it was done) |
+| `CPU_ON` | 0x8400_0003 / 0xC400_0003 | `ALREADY_ON` (-4) for the guest's own MPIDR, `INVALID_PARAMETERS` (-2) for any other: there is no other CPU |
+| `AFFINITY_INFO` | 0x8400_0004 / 0xC400_0004 | `ON` (0) for the guest's own MPIDR at affinity level 0; `INVALID_PARAMETERS` for another CPU or level |
+| `MIGRATE_INFO_TYPE` | 0x8400_0006 | 2: no Trusted OS that would need migrating |
 | `SYSTEM_OFF` | 0x8400_0008 | `Guest: PSCI SYSTEM_OFF`; the VM stops normally |
-| `SYSTEM_RESET` | 0x8400_0009 | hvbook does not reboot VMs: it says so and stops the VM as a failure |
+| `SYSTEM_RESET` | 0x8400_0009 | the guest asked for a restart; hvbook does not restart guests, so the run ends as a failure |
+| `PSCI_FEATURES` | 0x8400_000A | 0 (supported) for each id in this table, `NOT_SUPPORTED` for any other |
 | anything else | | `NOT_SUPPORTED` (-1) in `x0`, and the guest goes on |
+
+Why is `SYSTEM_RESET` a failure? Because that is how a kernel says something
+went wrong: hvbook's guest calls it when its own self-check fails, and
+Linux, booted with `panic=-1`, calls it when it panics. `SYSTEM_OFF` carries
+no status, so a guest that wants to report a failure has no other way to
+say so, and a run that ends in a restart request cannot be a pass.
+
+An MPIDR names a CPU by its *affinity* fields (`Aff3` in bits 39..32,
+`Aff2..Aff0` in bits 23..0; DEN0022, "AFFINITY_INFO" and the MPIDR format);
+the other bits do not take part in the comparison. The SMC32 forms see only
+the low 32 bits of their arguments, so their `Aff3` is 0.
 
 SMCCC calls use `HVC #0` / `SMC #0`; a call with another immediate (the low
 16 bits of the ISS) is not an SMCCC call, and gets `NOT_SUPPORTED` too.
 The function id is `w0`, the low 32 bits of `x0` (DEN0028, "Function
 Identifiers").
 */
+#define MPIDR_AFFINITY_MASK 0xff00ffffffUL
+
 static bool psci_supported(u32 fn)
 {
-    return fn == PSCI_VERSION || fn == PSCI_FEATURES || fn == PSCI_SYSTEM_OFF ||
-           fn == PSCI_SYSTEM_RESET;
+    switch (fn) {
+    case PSCI_VERSION: case PSCI_CPU_OFF: case PSCI_CPU_ON_32: case PSCI_CPU_ON_64:
+    case PSCI_AFFINITY_INFO_32: case PSCI_AFFINITY_INFO_64: case PSCI_MIGRATE_INFO_TYPE:
+    case PSCI_SYSTEM_OFF: case PSCI_SYSTEM_RESET: case PSCI_FEATURES:
+        return true;
+    }
+    return false;
+}
+
+static bool psci_is_this_cpu(u32 fn, u64 mpidr)
+{
+    if (!(fn & PSCI_SMC64))
+        mpidr &= 0xffffffffUL;
+    return (mpidr & MPIDR_AFFINITY_MASK) == (sysreg_read(VMPIDR_EL2) & MPIDR_AFFINITY_MASK);
 }
 
 static void handle_hypercall(bool smc)
 {
     u32 fn = (u32)vcpu.x[0];
-    u64 ret = (u64)SMCCC_NOT_SUPPORTED;
+    i64 ret = SMCCC_NOT_SUPPORTED;
 
     exit_counts[smc ? EXIT_SMC : EXIT_HVC]++;
     if (smc)
         vcpu.elr += 4;
     if ((vcpu.esr & 0xffff) != 0) {
-        vcpu.x[0] = ret;
+        vcpu.x[0] = (u64)ret;
         return;
     }
     switch (fn) {
@@ -1194,18 +1515,36 @@ static void handle_hypercall(bool smc)
         ret = PSCI_VERSION_1_1;
         break;
     case PSCI_FEATURES:
-        ret = psci_supported((u32)vcpu.x[1]) ? PSCI_SUCCESS : (u64)SMCCC_NOT_SUPPORTED;
+        ret = psci_supported((u32)vcpu.x[1]) ? PSCI_SUCCESS : SMCCC_NOT_SUPPORTED;
         break;
+    case PSCI_CPU_ON_32:
+    case PSCI_CPU_ON_64:
+        ret = psci_is_this_cpu(fn, vcpu.x[1]) ? PSCI_ALREADY_ON : PSCI_INVALID_PARAMETERS;
+        break;
+    case PSCI_AFFINITY_INFO_32:
+    case PSCI_AFFINITY_INFO_64:
+        ret = psci_is_this_cpu(fn, vcpu.x[1]) && (u32)vcpu.x[2] == 0 ? PSCI_AFFINITY_ON
+                                                                      : PSCI_INVALID_PARAMETERS;
+        break;
+    case PSCI_MIGRATE_INFO_TYPE:
+        ret = PSCI_TOS_NOT_PRESENT;
+        break;
+    case PSCI_CPU_OFF:
+        printf("Guest: PSCI CPU_OFF on its only CPU: nothing can switch it on again; "
+               "the run ends as a failure\n");
+        vm_state = VM_FAULT;
+        return;
     case PSCI_SYSTEM_OFF:
         printf("Guest: PSCI SYSTEM_OFF\n");
         vm_state = VM_SHUTDOWN;
         return;
     case PSCI_SYSTEM_RESET:
-        printf("Guest: PSCI SYSTEM_RESET: hvbook does not reboot VMs\n");
+        printf("Guest: PSCI SYSTEM_RESET: the guest asked for a restart; hvbook does not "
+               "restart guests: the run ends as a failure\n");
         vm_state = VM_FAULT;
         return;
     }
-    vcpu.x[0] = ret;
+    vcpu.x[0] = (u64)ret;
 }
 
 /*
@@ -1220,8 +1559,23 @@ one; it is a VM fault.
 
 `mmio_emulate` decodes the access, asks the device model (`read` or
 `write`), writes a load's result into the guest register with the right
-width and sign, and moves `ELR` past the 4-byte instruction. Register 31
-here means `XZR`: a store writes 0, a load goes nowhere.
+width and sign, and moves `ELR` past the instruction. Register 31 here
+means `XZR`: a store writes 0, a load goes nowhere.
+
+*Past the instruction* means 4 bytes for an A64 instruction but 2 for a
+16-bit T32 one, which a 32-bit program at the guest's EL0 may use: `ESR_EL2.IL`
+says which (section 1). Skipping 4 after a 16-bit instruction would skip the
+one after it as well.
+
+A device register has a width, and a device is free to refuse accesses of
+other widths; a model that just took the low bits of any access would turn
+a byte store to the second byte of a register into a store of the whole
+register (the byte moved to bits 7..0, the rest zeroed), and a 64-bit store
+over two 32-bit registers into a store to one. So the access must be
+*naturally aligned* (its address a multiple of its size), and each model
+says which widths each of its registers accepts; anything else is refused
+with a VM fault that names the IPA and the width, the answer of the rule of
+the house to an access hvbook does not model.
 */
 struct mmio_access {
     u64 offset;    /* from the start of the device window */
@@ -1230,7 +1584,8 @@ struct mmio_access {
     u64 value;     /* the value written, or to return for a read */
 };
 
-typedef void (*device_model)(struct mmio_access *a);
+/* A model returns false for an access its register does not accept. */
+typedef bool (*device_model)(struct mmio_access *a);
 
 static bool mmio_emulate(u64 ipa, u64 base, device_model model)
 {
@@ -1248,11 +1603,14 @@ static bool mmio_emulate(u64 ipa, u64 base, device_model model)
     int reg = (int)ISS_SRT(iss);
     u64 mask = a.size == 8 ? ~0UL : (1UL << (8 * a.size)) - 1;
 
-    if (a.write) {
+    if (a.write)
         a.value = (reg == 31 ? 0 : vcpu.x[reg]) & mask;
-        model(&a);
-    } else {
-        model(&a);
+    if ((a.offset & (u64)(a.size - 1)) != 0 || !model(&a)) {
+        printf("VM fault: the guest %s IPA 0x%lx with a %d-bit access, which that "
+               "register does not accept\n", a.write ? "wrote" : "read", ipa, 8 * a.size);
+        return false;
+    }
+    if (!a.write) {
         u64 v = a.value & mask;
         if ((iss & ISS_SSE) && a.size < 8 && (v >> (8 * a.size - 1)) & 1)
             v |= ~mask; // sign-extend
@@ -1261,7 +1619,7 @@ static bool mmio_emulate(u64 ipa, u64 base, device_model model)
         if (reg != 31)
             vcpu.x[reg] = v;
     }
-    vcpu.elr += 4;
+    vcpu.elr += (vcpu.esr & ESR_IL) ? 4 : 2;
     return true;
 }
 
@@ -1288,6 +1646,14 @@ reads back what it wrote (say, read-modify-write of `UARTCR`); none of it
 reaches the real UART, whose settings are the hypervisor's. Interrupts are
 never raised (`UARTRIS`, `UARTMIS` read 0), which is consistent: the
 transmitter never has to be waited for.
+
+**Widths.** The PL011's registers are at most 16 bits wide, one per 32-bit
+word, and drivers reach them with 8-, 16- or 32-bit accesses at the
+register's own address (Linux uses 16-bit ones, its early console 8-bit
+ones). The model accepts exactly those. A narrower write changes only the
+low bits it covers, as a bus with byte lanes would, and a read returns the
+register's low bits. An access that starts inside a register (a `strb` to
+`UARTCR` + 1) or spans two (a 64-bit one) is refused.
 */
 #define PL011_IBRD 0x024
 #define PL011_FBRD 0x028
@@ -1304,22 +1670,25 @@ static u32 vuart_regs[0x50 / 4] = {
     [PL011_IFLS / 4] = 0x12,
 };
 
-static void pl011_emulate(struct mmio_access *a)
+static bool pl011_emulate(struct mmio_access *a)
 {
     static const u8 ids[8] = {0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1};
-    u64 off = a->offset & ~3UL;
+    u64 off = a->offset;
+    if ((off & 3) != 0 || a->size > 4)
+        return false;
 
     if (a->write) {
+        u32 mask = a->size == 4 ? 0xffffffffU : (1U << (8 * a->size)) - 1;
         switch (off) {
         case PL011_DR:
             console_putchar((u8)a->value);
             break;
         case PL011_IBRD: case PL011_FBRD: case PL011_LCR_H: case PL011_CR:
         case PL011_IFLS: case PL011_IMSC: case PL011_DMACR:
-            vuart_regs[off / 4] = (u32)a->value;
+            vuart_regs[off / 4] = (vuart_regs[off / 4] & ~mask) | (u32)a->value;
             break;
         }
-        return;
+        return true;
     }
     switch (off) {
     case PL011_FR:
@@ -1332,6 +1701,7 @@ static void pl011_emulate(struct mmio_access *a)
     default:
         a->value = off >= 0xfe0 ? ids[(off - 0xfe0) / 4] : 0;
     }
+    return true; // mmio_emulate keeps the low bits a narrower read asked for
 }
 
 /*
@@ -1361,7 +1731,16 @@ asks of reserved registers. None of it touches the physical GIC, with one
 deliberate exception: the guest's enable of INTID 27 (and of Group 1 in its
 `GICD_CTLR`) is mirrored onto the physical PPI 27. A guest that has not
 enabled its timer interrupt then gets no timer exits, exactly as it would
-get no interrupt on bare metal.
+get no interrupt on bare metal. Each mirrored write is followed by the wait
+for `GICR_CTLR.RWP` (section 4), and a disable also withdraws a timer
+interrupt already waiting in a list register (`withdraw_timer`, above).
+
+**Widths.** The GIC specification (IHI0069, 12.1 "Register access") lets
+software access most registers only as 32-bit words; `IPRIORITYR` also by
+byte, and the 64-bit registers (`GICR_TYPER` here) as 64 bits or as either
+32-bit half. The models accept exactly that and refuse the rest: a 64-bit
+store to `GICD_CTLR` would reach into `GICD_TYPER`, and must not pass for a
+32-bit one.
 */
 #define GICD_TYPER_HIDE 0x3011fU  /* LPIS (17), MBIS (16), ESPI (8), ITLinesNumber (4..0) */
 #define GICR_TYPER_LAST (1UL << 4)
@@ -1373,17 +1752,22 @@ static void gic_sync_timer_enable(void)
                                                            : GICD_CTLR_ENABLE_GRP0;
     bool on = (vgic.enabled & (1U << TIMER_PPI)) && (vgic.gicd_ctlr & group_enable);
     mmio_write32(GICR_BASE + (on ? GICR_ISENABLER0 : GICR_ICENABLER0), 1U << TIMER_PPI);
+    gicr_wait_rwp();
+    if (!on)
+        withdraw_timer();
 }
 
-static void gicd_emulate(struct mmio_access *a)
+static bool gicd_emulate(struct mmio_access *a)
 {
-    u64 off = a->offset & ~3UL;
+    u64 off = a->offset;
+    if (a->size != 4)
+        return false;
     if (a->write) {
         if (off == GICD_CTLR) {
             vgic.gicd_ctlr = (u32)a->value & (GICD_CTLR_ENABLE_GRP0 | GICD_CTLR_ENABLE_GRP1);
             gic_sync_timer_enable();
         }
-        return;
+        return true;
     }
     switch (off) {
     case GICD_CTLR:
@@ -1399,25 +1783,35 @@ static void gicd_emulate(struct mmio_access *a)
     default:
         a->value = 0;
     }
+    return true;
 }
 
-static void gicr_emulate(struct mmio_access *a)
+static bool gicr_emulate(struct mmio_access *a)
 {
-    u64 off = a->offset & ~3UL;
+    u64 off = a->offset;
     u32 v = (u32)a->value;
 
     if (off >= GICR_IPRIORITYR && off < GICR_IPRIORITYR + 32) {
-        u64 first = a->offset - GICR_IPRIORITYR; // one byte per INTID
+        if (a->size != 1 && a->size != 4)
+            return false;
+        u64 first = off - GICR_IPRIORITYR; // one byte per INTID
         if (!a->write)
             a->value = 0;
-        for (int i = 0; i < a->size && first + i < 32; i++) {
+        for (int i = 0; i < a->size; i++) {
             if (a->write)
                 vgic.priority[first + i] = (u8)(a->value >> (8 * i));
             else
                 a->value |= (u64)vgic.priority[first + i] << (8 * i);
         }
-        return;
+        return true;
     }
+    if (off == GICR_TYPER && a->size == 8 && !a->write) {
+        u64 typer = *(volatile u64 *)(GICR_BASE + GICR_TYPER);
+        a->value = (typer & ~GICR_TYPER_HIDE) | GICR_TYPER_LAST;
+        return true;
+    }
+    if (a->size != 4)
+        return false;
     if (a->write) {
         switch (off) {
         case GICR_WAKER:
@@ -1440,7 +1834,7 @@ static void gicr_emulate(struct mmio_access *a)
             vgic.icfgr1 = v;
             break;
         }
-        return;
+        return true;
     }
     switch (off) {
     case GICR_WAKER: a->value = vgic.waker; break;
@@ -1455,11 +1849,12 @@ static void gicr_emulate(struct mmio_access *a)
     case GICR_TYPER + 4: {
         u64 typer = *(volatile u64 *)(GICR_BASE + GICR_TYPER);
         typer = (typer & ~GICR_TYPER_HIDE) | GICR_TYPER_LAST;
-        a->value = off == GICR_TYPER ? typer : typer >> 32; // 64-bit, or either half
+        a->value = off == GICR_TYPER ? typer : typer >> 32; // either half
         break;
     }
     default: a->value = 0;
     }
+    return true;
 }
 
 /*
@@ -1472,10 +1867,14 @@ hvbook's rule of the house is *resource control* (see the preface): guest RAM is
 up front; the pflash window is passed through; the UART and the GIC are
 emulated; *nothing* else is reachable.
 
-- **pflash**: a first touch maps that 4 KiB page of the real device
-  straight through (IPA = PA, the device's own address) as Device memory,
-  and resumes the guest at the same instruction, which now succeeds. Every
-  later access to that page runs at full speed with no exit.
+- **pflash**: a first *read* maps that 4 KiB page of the real device
+  straight through (IPA = PA, the device's own address) as read-only Device
+  memory, and resumes the guest at the same instruction, which now succeeds.
+  Every later read of that page runs at full speed with no exit. A *write*,
+  whether it finds the page unmapped (a translation fault) or mapped
+  read-only (a permission fault), is a VM fault naming the IPA: a guest has
+  no business reprogramming the machine's flash, and a CFI command would
+  have changed what every later reader of the flash sees.
 - **PL011, GICD, GICR**: never mapped, so every access exits and is
   emulated by the models above.
 - **anything else**, a fetch from a device, a fault during the guest's own
@@ -1493,9 +1892,9 @@ static void handle_stage2_fault(bool fetch)
     u64 iss = ESR_ISS(vcpu.esr);
     bool plain = FSC_TYPE(ISS_FSC(iss)) == FSC_TRANSLATION && !(iss & ISS_S1PTW) && !fetch;
 
-    if (plain && in_window(ipa, PFLASH_IPA, PFLASH_SIZE)) {
+    if (plain && !(iss & ISS_WNR) && in_window(ipa, PFLASH_IPA, PFLASH_SIZE)) {
         u64 page = ALIGN_DOWN(ipa, PAGE_SIZE);
-        s2_map(page, page, PAGE_SIZE, S2_DEVICE);
+        s2_map(page, page, PAGE_SIZE, S2_FLASH);
         exit_counts[EXIT_PFLASH_FAULT]++;
         return; // retry the same instruction
     }
@@ -1513,14 +1912,247 @@ static void handle_stage2_fault(bool fetch)
         return;
     }
     exit_counts[EXIT_REFUSED_FAULT]++;
-    bool device = in_window(ipa, PFLASH_IPA, PFLASH_SIZE) || in_window(ipa, PL011_BASE, PL011_SIZE) ||
+    bool flash = in_window(ipa, PFLASH_IPA, PFLASH_SIZE);
+    bool device = flash || in_window(ipa, PL011_BASE, PL011_SIZE) ||
                   in_window(ipa, GICD_BASE, GICD_SIZE) || in_window(ipa, GICR_BASE, GICR_SIZE);
+    bool write = !fetch && !(iss & ISS_S1PTW) && (iss & ISS_WNR);
     printf("VM fault: the guest %s IPA 0x%lx, %s\n",
            fetch ? "fetched from" : iss & ISS_S1PTW ? "walked its page table at" :
-           iss & ISS_WNR ? "wrote" : "read",
-           ipa, device ? "a device it may only load from and store to" :
+           write ? "wrote" : "read",
+           ipa, flash && write ? "its flash, which it may only read" :
+                device ? "a device it may only load from and store to" :
                          "outside its RAM and its devices");
     vm_dump();
+}
+
+/*
+### An exception for the guest: `inject_undef`
+
+Some traps are not the guest's mistake but the machine's answer: on a CPU
+without a given system register, the instruction that names it is
+*undefined*, and the guest kernel takes an exception at its own vector
+table. When hvbook hides a register, it owes the guest the same exception,
+so that the guest cannot tell (the rule of the house, and Popek and
+Goldberg's equivalence). `inject_undef` does by hand what the CPU does on
+taking a synchronous exception to EL1 (Arm ARM, D1 "Exception entry"):
+
+- `ESR_EL1` = EC 0x00, "unknown reason", the class of an undefined
+  instruction, with `IL` as the trapped instruction had it;
+- `ELR_EL1` = the address of the instruction, `SPSR_EL1` = the guest's
+  `PSTATE` at that moment (our saved `SPSR_EL2`);
+- the new `PSTATE`: EL1h with D, A, I and F masked (0x3C5), and `PAN` set if
+  the CPU has it (`ID_AA64MMFR1_EL1.PAN`, bits 23..20) and the guest asked
+  for it (`SCTLR_EL1.SPAN`, bit 23, = 0), `SSBS` (bit 12) from
+  `SCTLR_EL1.DSSBS` (bit 44) if the CPU has it (`ID_AA64PFR1_EL1.SSBS`,
+  bits 7..4);
+- the new PC: `VBAR_EL1` plus the offset of the synchronous vector for where
+  the guest was: 0x000 from EL1 on `SP_EL0`, 0x200 from EL1 on `SP_EL1`,
+  0x400 from EL0 in AArch64, 0x600 from EL0 in AArch32.
+*/
+#define SPSR_M_AARCH32 (1UL << 4)
+#define SPSR_M_MASK 0xfUL
+#define SPSR_M_EL0T 0x0UL
+#define SPSR_M_EL1T 0x4UL
+#define SPSR_PAN (1UL << 22)
+#define SPSR_SSBS (1UL << 12)
+#define SCTLR_SPAN (1UL << 23)
+#define SCTLR_DSSBS (1UL << 44)
+
+static void inject_undef(void)
+{
+    u64 from = vcpu.spsr, offset;
+    if (from & SPSR_M_AARCH32)
+        offset = 0x600;
+    else if ((from & SPSR_M_MASK) == SPSR_M_EL0T)
+        offset = 0x400;
+    else if ((from & SPSR_M_MASK) == SPSR_M_EL1T)
+        offset = 0x000;
+    else
+        offset = 0x200;
+
+    u64 sctlr = sysreg_read(SCTLR_EL1), pstate = SPSR_EL1H_DAIF;
+    if (((sysreg_read(ID_AA64MMFR1_EL1) >> 20) & 0xf) && !(sctlr & SCTLR_SPAN))
+        pstate |= SPSR_PAN;
+    if (((sysreg_read(ID_AA64PFR1_EL1) >> 4) & 0xf) && (sctlr & SCTLR_DSSBS))
+        pstate |= SPSR_SSBS;
+
+    sysreg_write(ESR_EL1, ((u64)EC_UNKNOWN << 26) | (vcpu.esr & ESR_IL));
+    sysreg_write(ELR_EL1, vcpu.elr);
+    sysreg_write(SPSR_EL1, from);
+    vcpu.elr = sysreg_read(VBAR_EL1) + offset;
+    vcpu.spsr = pstate;
+}
+
+/*
+### The performance monitors, on the guest's behalf: `pmu_emulate`
+
+With `MDCR_EL2.TPM` every PMU register access comes here (section 5 says
+why). hvbook performs it itself, at EL2, on the real registers, so the
+guest has a working PMU; the one thing it changes is the `NSH` bit (27) of
+the filters. Whatever the guest writes to `PMCCFILTR_EL0`, `PMEVTYPER<n>_EL0`
+or `PMXEVTYPER_EL0` reaches the hardware with `NSH` clear, "do not count at
+EL2"; `pmu_nsh` remembers what the guest wrote, so that a read gives it
+back and the guest cannot tell.
+
+The registers, by their encodings (Arm ARM, D11 "Performance Monitors
+registers", and the system register index):
+
+| Op1, CRn, CRm, Op2 | register |
+|---|---|
+| 3, 9, 12, 0..7 | `PMCR`, `PMCNTENSET`, `PMCNTENCLR`, `PMOVSCLR`, `PMSWINC` (write-only), `PMSELR`, `PMCEID0`, `PMCEID1` (read-only) |
+| 3, 9, 13, 0..2 | `PMCCNTR`, `PMXEVTYPER`, `PMXEVCNTR` |
+| 3, 9, 14, 0 and 3 | `PMUSERENR`, `PMOVSSET` |
+| 0, 9, 14, 1, 2 and 6 | `PMINTENSET_EL1`, `PMINTENCLR_EL1`, `PMMIR_EL1` (read-only) |
+| 3, 14, 8..11, n | `PMEVCNTR<n>_EL0`: n = CRm[1:0] and Op2 |
+| 3, 14, 12..15, n | `PMEVTYPER<n>_EL0`; n = 31 is `PMCCFILTR_EL0` |
+
+The thirty-one numbered counters have one encoding each; rather than a case
+for each, hvbook reaches counter n the indirect way the architecture also
+offers: select it in `PMSELR_EL0`, then use `PMXEVCNTR_EL0` or
+`PMXEVTYPER_EL0`, and put the guest's selection back. A counter the CPU
+does not have (n >= `PMCR_EL0.N`) is an undefined instruction, as on bare
+hardware. `pmu_emulate` returns false for an access that must be undefined.
+*/
+#define PMEVTYPER_NSH (1UL << 27)
+#define PMU_CYCLE_COUNTER 31
+
+static u32 pmu_nsh; /* bit n: the guest asked counter n to count at EL2 */
+
+static u64 pmu_filter(int n, bool read, u64 v)
+{
+    if (read)
+        return v | ((pmu_nsh >> n) & 1 ? PMEVTYPER_NSH : 0);
+    pmu_nsh = (pmu_nsh & ~(1U << n)) | ((v & PMEVTYPER_NSH) ? 1U << n : 0);
+    return v & ~PMEVTYPER_NSH;
+}
+
+#define PMU_RW(op1, crm, op2, reg)                                    \
+    case SYSREG(3, op1, 9, crm, op2):                                 \
+        if (read)                                                     \
+            *v = sysreg_read(reg);                                    \
+        else                                                          \
+            sysreg_write(reg, *v);                                    \
+        return true;
+#define PMU_RO(op1, crm, op2, reg)                                    \
+    case SYSREG(3, op1, 9, crm, op2):                                 \
+        if (read)                                                     \
+            *v = sysreg_read(reg);                                    \
+        return read;
+
+static bool pmu_emulate(u64 key, bool read, u64 *v)
+{
+    switch (key) {
+        PMU_RW(3, 12, 0, s3_3_c9_c12_0)   // PMCR_EL0
+        PMU_RW(3, 12, 1, s3_3_c9_c12_1)   // PMCNTENSET_EL0
+        PMU_RW(3, 12, 2, s3_3_c9_c12_2)   // PMCNTENCLR_EL0
+        PMU_RW(3, 12, 3, s3_3_c9_c12_3)   // PMOVSCLR_EL0
+        PMU_RW(3, 12, 5, s3_3_c9_c12_5)   // PMSELR_EL0
+        PMU_RO(3, 12, 6, s3_3_c9_c12_6)   // PMCEID0_EL0
+        PMU_RO(3, 12, 7, s3_3_c9_c12_7)   // PMCEID1_EL0
+        PMU_RW(3, 13, 0, s3_3_c9_c13_0)   // PMCCNTR_EL0
+        PMU_RW(3, 13, 2, s3_3_c9_c13_2)   // PMXEVCNTR_EL0
+        PMU_RW(3, 14, 0, s3_3_c9_c14_0)   // PMUSERENR_EL0
+        PMU_RW(3, 14, 3, s3_3_c9_c14_3)   // PMOVSSET_EL0
+        PMU_RW(0, 14, 1, s3_0_c9_c14_1)   // PMINTENSET_EL1
+        PMU_RW(0, 14, 2, s3_0_c9_c14_2)   // PMINTENCLR_EL1
+        PMU_RO(0, 14, 6, s3_0_c9_c14_6)   // PMMIR_EL1
+    case SYSREG(3, 3, 9, 12, 4):          // PMSWINC_EL0, write-only
+        if (!read)
+            sysreg_write(s3_3_c9_c12_4, *v);
+        return !read;
+    case SYSREG(3, 3, 9, 13, 1): {        // PMXEVTYPER_EL0: the selected counter's filter
+        int n = (int)(sysreg_read(PMSELR_EL0) & 0x1f);
+        if (read)
+            *v = pmu_filter(n, true, sysreg_read(PMXEVTYPER_EL0));
+        else
+            sysreg_write(PMXEVTYPER_EL0, pmu_filter(n, false, *v));
+        return true;
+    }
+    case SYSREG(3, 3, 14, 15, 7):         // PMCCFILTR_EL0
+        if (read)
+            *v = pmu_filter(PMU_CYCLE_COUNTER, true, sysreg_read(PMCCFILTR_EL0));
+        else
+            sysreg_write(PMCCFILTR_EL0, pmu_filter(PMU_CYCLE_COUNTER, false, *v));
+        return true;
+    }
+    // PMEVCNTR<n>_EL0 and PMEVTYPER<n>_EL0, through PMSELR_EL0.
+    if ((key & ~(u64)SYSREG(0, 0, 0, 7, 7)) != SYSREG(3, 3, 14, 8, 0))
+        return false;
+    u64 crm = (key >> 3) & 0xf;
+    int n = (int)(((crm & 3) << 3) | (key & 7));
+    if ((u64)n >= PMCR_N(sysreg_read(PMCR_EL0)))
+        return false;
+    u64 sel = sysreg_read(PMSELR_EL0);
+    sysreg_write(PMSELR_EL0, n);
+    isb();
+    if (crm < 12 && read)
+        *v = sysreg_read(PMXEVCNTR_EL0);
+    else if (crm < 12)
+        sysreg_write(PMXEVCNTR_EL0, *v);
+    else if (read)
+        *v = pmu_filter(n, true, sysreg_read(PMXEVTYPER_EL0));
+    else
+        sysreg_write(PMXEVTYPER_EL0, pmu_filter(n, false, *v));
+    sysreg_write(PMSELR_EL0, sel);
+    isb();
+    return true;
+}
+
+/*
+### Trapped system registers: `handle_sysreg`
+
+Every register `HCR_EL2` and `MDCR_EL2` trap (section 5) arrives here as
+EC 0x18, and gets the answer section 5 promised:
+
+| register | trapped by | answer |
+|---|---|---|
+| `ACTLR_EL1` (3, 0, 1, 0, 1) | `TACR` | reads: the value found at start; writes ignored |
+| implementation defined (Op0 3, CRn 11 or 15) | `TIDCP` | undefined instruction, injected |
+| `ERRIDR_EL1`, `ERRSELR_EL1`, `ERX*_EL1` (3, 0, 5, 3..5, *) | `TERR` | read as 0, writes ignored: no error records |
+| `MDRAR_EL1` (2, 0, 1, 0, 0) | `TDRA` | reads 0: no debug ROM table; writes ignored |
+| the PMU registers | `TPM` | `pmu_emulate`, or an undefined instruction |
+| anything else | | a VM fault (the EL1 physical timer, say, which `CNTHCTL_EL2` keeps from the guest) |
+
+Both this and an emulated device finish the instruction for the guest: a
+read's result goes into `Rt` (unless it is 31, `XZR`), and the PC moves on
+by 4, the size of an A64 `MRS`/`MSR`.
+*/
+static void handle_sysreg(void)
+{
+    u64 iss = ESR_ISS(vcpu.esr);
+    u64 op0 = ISS_SYS_OP0(iss), op1 = ISS_SYS_OP1(iss), crn = ISS_SYS_CRN(iss);
+    u64 crm = ISS_SYS_CRM(iss), op2 = ISS_SYS_OP2(iss);
+    u64 key = SYSREG(op0, op1, crn, crm, op2);
+    bool read = iss & ISS_SYS_READ;
+    int rt = (int)ISS_SYS_RT(iss);
+    u64 v = rt == 31 ? 0 : vcpu.x[rt];
+
+    exit_counts[EXIT_SYSREG]++;
+    if (key == SYSREG(3, 0, 1, 0, 1)) {
+        v = actlr_at_start;
+    } else if (op0 == 3 && (crn == 11 || crn == 15)) {
+        inject_undef();
+        return;
+    } else if (op0 == 3 && op1 == 0 && crn == 5 && crm >= 3 && crm <= 5) {
+        v = 0;
+    } else if (key == SYSREG(2, 0, 1, 0, 0)) {
+        v = 0;
+    } else if (op0 == 3 && (crn == 9 || (crn == 14 && op1 == 3 && crm >= 8))) {
+        if (!pmu_emulate(key, read, &v)) {
+            inject_undef();
+            return;
+        }
+    } else {
+        exit_counts[EXIT_SYSREG]--;
+        exit_counts[EXIT_UNEXPECTED]++;
+        printf("VM fault: the guest %s system register S%lu_%lu_C%lu_C%lu_%lu, which "
+               "hvbook keeps from it\n", read ? "read" : "wrote", op0, op1, crn, crm, op2);
+        vm_dump();
+        return;
+    }
+    if (read && rt != 31)
+        vcpu.x[rt] = v;
+    vcpu.elr += 4;
 }
 
 /*
@@ -1534,6 +2166,7 @@ static void vcpu_run(void)
 {
     while (vm_state == VM_RUNNING) {
         u64 kind = vcpu_enter(&vcpu);
+        exit_kind = kind;
 
         if (kind == EXIT_KIND_IRQ) {
             inject_timer();
@@ -1542,8 +2175,7 @@ static void vcpu_run(void)
         if (kind != EXIT_KIND_SYNC) {
             exit_counts[EXIT_UNEXPECTED]++;
             vm_fault(kind == EXIT_KIND_FIQ ? "unexpected FIQ" :
-                     kind == EXIT_KIND_SERROR ? "SError (a system error) while the guest ran" :
-                     "exception from AArch32, which this VM does not allow");
+                     "SError (a system error) while the guest ran");
             continue;
         }
         switch (ESR_EC(vcpu.esr)) {
@@ -1558,6 +2190,9 @@ static void vcpu_run(void)
             break;
         case EC_IABT_LOW:
             handle_stage2_fault(true);
+            break;
+        case EC_SYSREG:
+            handle_sysreg();
             break;
         default:
             exit_counts[EXIT_UNEXPECTED]++;
@@ -1603,7 +2238,8 @@ The boot flow, the same on every architecture, as it goes on AArch64:
       page allocator: everything between the end of hvbook and the end of RAM
       16 MiB of guest RAM, mapped by stage 2
       VirtIO block device -> FAT -> /sbin/gkernel -> ELF loader -> guest RAM
-      the physical GIC, the vCPU, the run loop
+      guest RAM cleaned and invalidated to the Point of Coherency
+      the physical GIC, the vCPU, the hypervisor's timer, the run loop
       statistics, power off
 */
 extern char _end[];
@@ -1628,15 +2264,18 @@ void hv_main(void)
                                   guest_ram, VIRTIO_MMIO_BASE, VIRTIO_MMIO_STRIDE,
                                   VIRTIO_MMIO_SLOTS);
     printf("bsp_entry: 0x%lx; ept: 0x%lx\n", entry, (u64)(uintptr_t)s2_root);
+    // Written without caches, to be read through them: see "Caches" above.
+    dcache_clean_inval_poc((uintptr_t)guest_ram, GUEST_RAM_SIZE);
 
     gic_setup();
     vcpu_setup(entry);
     printf("Entering VM run loop...\n");
+    hv_timer_start();
     vcpu_run();
 
     if (vm_state == VM_SHUTDOWN)
         printf("Shutdown vm normally!\n");
-    else
+    else if (vm_state == VM_FAULT)
         printf("The VM was stopped after a fault.\n");
     print_exit_stats(exit_names, exit_counts, EXIT_REASONS);
     if (vm_state == VM_SHUTDOWN) {

@@ -333,16 +333,22 @@ is the firmware interface for switching an Arm machine off. Its functions are
 called with the SMC Calling Convention (DEN0028): the function id in `w0`,
 then `smc` or `hvc`. QEMU's `virt` without EL2 and EL3 answers PSCI calls on
 `hvc` itself; under hvbook, `hvc` traps to the hypervisor, which answers
-instead. `SYSTEM_OFF` (0x8400_0008) has no way to report success or failure,
-so a failing guest says what went wrong on the console before it calls it.
+instead.
+
+`SYSTEM_OFF` (0x8400_0008) has no way to report success or failure. So a
+guest that has failed, after saying what went wrong on the console, asks for
+`SYSTEM_RESET` (0x8400_0009) instead, just as Linux does when it panics with
+`panic=-1`: whoever runs the machine can tell the two apart. hvbook, which
+never restarts a guest, ends the run as a failure; QEMU run with
+`-no-reboot` exits instead of resetting.
 */
-#define PSCI_SYSTEM_OFF 0x84000008UL
+#define PSCI_SYSTEM_OFF   0x84000008UL
+#define PSCI_SYSTEM_RESET 0x84000009UL
 
 void plat_shutdown(bool ok)
 {
-    (void)ok; // PSCI SYSTEM_OFF carries no status; the console said it all
     asm volatile("msr daifset, #2" : : : "memory");
-    register uint64_t x0 asm("x0") = PSCI_SYSTEM_OFF;
+    register uint64_t x0 asm("x0") = ok ? PSCI_SYSTEM_OFF : PSCI_SYSTEM_RESET;
     asm volatile("hvc #0" : "+r"(x0) : : "x1", "x2", "x3", "memory");
     for (;;)
         asm volatile("wfi");
