@@ -270,7 +270,7 @@ it powers the machine off.
     .code64
 long_mode_entry:
     mov     $boot_stack_top, %rsp
-    xor     %ebp, %ebp                      // the end of the frame-pointer chain
+    xor     %ebp, %ebp                      // end of the frame-pointer chain
     call    kernel_main
 1:  hlt                                     // not reached
     jmp     1b

@@ -149,9 +149,7 @@ void plat_console_write(const char *s, size_t n)
     }
 }
 
-/* The x86 has no register that says "you run under a hypervisor", and a
-   careful hypervisor hides the one bit that would (CPUID's "hypervisor
-   present"); this guest has nothing to add after `smp = 1`. */
+/* Like the RISC-V guest, nothing to add after `smp = 1`. */
 void plat_print_info(void)
 {
 }
@@ -370,19 +368,20 @@ true on bare QEMU and under hvbook, and the two must agree, or a worker's
 
 A PC kernel usually measures its clocks against one whose rate is fixed by
 the platform: the 8254 PIT (1.193182 MHz), the HPET, the ACPI PM timer or the
-CMOS clock. This guest has none of them: hvbook gives it no such device (and
-the microvm machine has no HPET or ACPI timer either). What it has:
+CMOS clock. This guest may use none of them: hvbook gives its guest no such
+device (of all the I/O ports, only the UART's and the power-off port). What it
+has:
 
 - the **time-stamp counter**, read by `rdtsc`: cheap, and not intercepted by
   hvbook, so it is the real counter (plus an offset) with no exit. But its rate
   is the host CPU's, which no one tells us: CPUID leaf 0x15 would, and QEMU's
   software CPU does not fill it in;
 - the **APIC timer**: its units are the APIC's input clock, fixed by the
-  platform. QEMU's local APIC counts at 1 GHz (`APIC_BUS_CYCLE_NS` = 1 in
-  QEMU's source), and hvbook promises its guest the same units: it backs the
-  guest's APIC timer with its own, real APIC timer, and its current count reads
-  the real one's. But every read of the current count is an exit under hvbook,
-  far too slow for a clock that a worker polls in a tight loop.
+  platform. QEMU's local APIC counts at 1 GHz, one count per nanosecond
+  before the divider, and hvbook promises its guest the same units: it backs
+  the guest's APIC timer with its own, real APIC timer, and its current count
+  reads the real one's. But every read of the current count is an exit under
+  hvbook, far too slow for a clock that a worker polls in a tight loop.
 
 So the APIC timer is the *reference* and the TSC is the *clock*: at boot,
 `calibrate` counts how many TSC ticks pass while the APIC timer counts down
@@ -401,7 +400,7 @@ down at all, the loop would never end; so it gives up after 2^36 TSC ticks
 #define CALIBRATE_US        10000
 #define CALIBRATE_GIVE_UP   (1ULL << 36)
 
-static uint64_t apic_timer_hz;          /* counts per second, after the divider */
+static uint64_t apic_timer_hz;          /* counts a second, after the divider */
 static uint64_t tsc_hz;
 static uint32_t tick_count;             /* the initial count for one tick */
 
@@ -627,8 +626,8 @@ void x86_trap(struct trap_frame *tf)
     uint64_t cr2 = 0;
     if (tf->vector == VECTOR_PAGE_FAULT)
         asm volatile("mov %%cr2, %0" : "=r"(cr2));
-    kprintf("unexpected exception: vector %lu (%s), error 0x%lx, rip=0x%lx cr2=0x%lx\n",
-            tf->vector, tf->vector < 32 ? exception_names[tf->vector] : "interrupt",
-            tf->error, tf->rip, cr2);
+    const char *name = tf->vector < 32 ? exception_names[tf->vector] : "interrupt";
+    kprintf("unexpected exception: vector %lu (%s), error 0x%lx, "
+            "rip=0x%lx cr2=0x%lx\n", tf->vector, name, tf->error, tf->rip, cr2);
     plat_shutdown(false);
 }
