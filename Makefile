@@ -26,7 +26,11 @@ CFLAGS_common := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-bui
   -fno-asynchronous-unwind-tables -fno-omit-frame-pointer -fno-tree-loop-distribute-patterns -I.
 CFLAGS_riscv64 := -march=rv64imac_zicsr_zifencei -mabi=lp64 -mcmodel=medany -mno-relax -mstrict-align
 CFLAGS_aarch64 := -march=armv8-a+nofp+nosimd -mgeneral-regs-only -mstrict-align
-CFLAGS_x86_64  := -m64 -mno-red-zone -mgeneral-regs-only -mcmodel=kernel
+# x86-64: linked at 1 MiB, so the small code model (every address below
+# 2 GiB) fits; -mcmodel=kernel is for code in the top 2 GiB. No SSE: the
+# hypervisor never saves the guest's FP state. QEMU's Multiboot loader takes
+# no ELF64, so the build also writes an ELF32 copy, hvbook.elf32.
+CFLAGS_x86_64  := -m64 -mno-red-zone -mgeneral-regs-only -mcmodel=small -Wl,-z,max-page-size=0x1000
 LDFLAGS_common := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments
 
 HV_SRCS = $(1).c common.c virtio.c fat.c start/$(1).S

@@ -9,8 +9,10 @@ test:
 # the first byte past guest RAM.
 GUEST_LOAD_riscv64 := 0x80200000
 GUEST_LOAD_aarch64 := 0x40080000
+GUEST_LOAD_x86_64 := 0x100000
 RAM_END_riscv64 := 0x81000000
 RAM_END_aarch64 := 0x41000000
+RAM_END_x86_64 := 0x1000000
 
 define TEST_GUEST_RULES
 $(B)/$(1)/tests/%.elf: tests/guests/$(1)-%.S Makefile tests/tests.mk
