@@ -71,14 +71,18 @@ the accessors must be macros. The assembler knows the hypervisor CSRs by name.
 These are the bits we use, each from the Privileged Specification 1.12:
 
     sstatus (4.1.1)     bit 8 SPP   privilege before the trap; sret returns to it (1 = S)
+                        bit 5 SPIE  SIE as it was before the trap
                         bit 1 SIE   interrupts enabled in (H)S-mode
     sie/sip (4.1.3)     bit 5 STIE/STIP  supervisor timer interrupt
-    hstatus (8.2.1)     bit 7 SPV   V before the trap; sret returns to V=SPV
-                        bit 8 SPVP  privilege for HLV/HSV (1 = VS), set as sret would
     hvip (8.2.3)        bit 6 VSTIP a timer interrupt pending for the guest (VS-mode)
     hgatp (8.2.10)      63..60 MODE (8 = Sv39x4), 57..44 VMID, 43..0 PPN of the root
 
-and the trap causes (`scause`, table 8.6 in 8.6.3):
+`vsstatus` has the layout of `sstatus`, so the same three bit names serve
+for the guest's copy. `hstatus` gets a table of its own in section 4,
+where every one of its fields is chosen.
+
+The trap causes (`scause`, table 8.6 in 8.6.3) come in two families. Some
+are the hypervisor's business:
 
 | `scause` | meaning |
 |---|---|
@@ -86,6 +90,13 @@ and the trap causes (`scause`, table 8.6 in 8.6.3):
 | 10 | environment call from VS-mode: the guest called SBI |
 | 20, 21, 23 | instruction, load, store/AMO *guest-page fault*: the G-stage said no |
 | 22 | virtual instruction: the guest tried something VS-mode may not do |
+
+The others are the *guest's* business, the exceptions an ordinary S-mode
+kernel takes on bare hardware: 0 instruction address misaligned, 1
+instruction access fault, 2 illegal instruction, 3 breakpoint, 4 load
+address misaligned, 5 load access fault, 6 store/AMO address misaligned, 7
+store/AMO access fault, 8 environment call from U-mode, and 12, 13, 15, the
+page faults of the guest's own page tables.
 */
 #define csr_read(csr)                                        \
     ({                                                       \
@@ -98,26 +109,63 @@ and the trap causes (`scause`, table 8.6 in 8.6.3):
 #define csr_clear(csr, v) __asm__ volatile("csrc " #csr ", %0" ::"rK"((u64)(v)))
 
 #define SSTATUS_SPP (1UL << 8)
+#define SSTATUS_SPIE (1UL << 5)
+#define SSTATUS_SIE (1UL << 1)
 #define SIE_STIE (1UL << 5)
-#define HSTATUS_SPV (1UL << 7)
-#define HSTATUS_SPVP (1UL << 8)
 #define HVIP_VSTIP (1UL << 6)
 #define HGATP_MODE_SV39X4 (8UL << 60)
 
 #define SCAUSE_INTERRUPT (1UL << 63)
 #define IRQ_S_TIMER 5
+#define EXC_INST_MISALIGNED 0
+#define EXC_INST_ACCESS_FAULT 1
+#define EXC_ILLEGAL_INSTRUCTION 2
+#define EXC_BREAKPOINT 3
+#define EXC_LOAD_MISALIGNED 4
+#define EXC_LOAD_ACCESS_FAULT 5
+#define EXC_STORE_MISALIGNED 6
+#define EXC_STORE_ACCESS_FAULT 7
+#define EXC_U_ECALL 8
 #define EXC_VS_ECALL 10
+#define EXC_INST_PAGE_FAULT 12
+#define EXC_LOAD_PAGE_FAULT 13
+#define EXC_STORE_PAGE_FAULT 15
 #define EXC_INST_GUEST_PAGE_FAULT 20
 #define EXC_LOAD_GUEST_PAGE_FAULT 21
 #define EXC_VIRTUAL_INSTRUCTION 22
 #define EXC_STORE_GUEST_PAGE_FAULT 23
 
-/* HFENCE.GVMA rs1, rs2: forget cached G-stage translations (8.3.2). Old
-   assemblers do not know the mnemonic, so it is spelled as its encoding:
-   opcode SYSTEM, funct3 0, funct7 0b0110001. rs1 = GPA >> 2 (0: all), rs2 =
-   VMID (0: all). */
-#define hfence_gvma(gpa_shr2, vmid) \
-    __asm__ volatile(".insn r 0x73, 0, 0x31, x0, %0, %1" ::"r"(gpa_shr2), "r"(vmid) : "memory")
+/* The guest's own exceptions, one bit per cause, as `hedeleg` wants them. */
+#define GUEST_EXCEPTIONS                                                        \
+    (1UL << EXC_INST_MISALIGNED | 1UL << EXC_INST_ACCESS_FAULT |                \
+     1UL << EXC_ILLEGAL_INSTRUCTION | 1UL << EXC_BREAKPOINT |                   \
+     1UL << EXC_LOAD_MISALIGNED | 1UL << EXC_LOAD_ACCESS_FAULT |                \
+     1UL << EXC_STORE_MISALIGNED | 1UL << EXC_STORE_ACCESS_FAULT |              \
+     1UL << EXC_U_ECALL | 1UL << EXC_INST_PAGE_FAULT | 1UL << EXC_LOAD_PAGE_FAULT | \
+     1UL << EXC_STORE_PAGE_FAULT)
+
+/*
+`HFENCE.GVMA rs1, rs2` makes the hart forget the G-stage translations it
+may have cached, and orders our earlier stores to the G-stage table before
+the guest's later accesses that use it (8.3.2). Old assemblers do not know
+the mnemonic, so it is spelled as its encoding: opcode SYSTEM, funct3 0,
+funct7 0b0110001.
+
+Its operands hold a trap for the unwary. "All addresses" and "all VMIDs"
+are said by naming the register **`x0`**, not by a register that happens to
+hold 0: `rs1` = a register holding 0 means "guest-physical address 0", and
+`rs2` = a register holding 0 means "VMID 0". Hence two macros. The first
+names `x0` twice and fences everything. The second names one address
+(shifted right by 2, as the instruction wants it) in any VMID. Section 8.3.2
+takes its rules from SFENCE.VMA's (4.2.1), and one of them matters here: a
+fence for one address covers only the *leaf* entry that maps it, not the
+tables on the way down, so a change that created a new table needs the
+full fence.
+*/
+#define hfence_gvma_all() __asm__ volatile(".insn r 0x73, 0, 0x31, x0, x0, x0" ::: "memory")
+#define hfence_gvma_gpa(gpa)                                                  \
+    __asm__ volatile(".insn r 0x73, 0, 0x31, x0, %0, x0" ::"r"((u64)(gpa) >> 2) \
+                     : "memory")
 
 /*
 ## 2. Calling the firmware
@@ -152,9 +200,12 @@ the extensions and functions that appear in this file:
 #define SBI_DBCN_WRITE 0
 #define SBI_DBCN_READ 1
 #define SBI_DBCN_WRITE_BYTE 2
+#define SBI_TIME_SET_TIMER 0
+#define SBI_SRST_SYSTEM_RESET 0
 #define SBI_SRST_SHUTDOWN 0          /* reset_type */
+#define SBI_SRST_WARM_REBOOT 2       /* the last defined type; 1 is a cold reboot */
 #define SBI_SRST_REASON_NONE 0       /* reset_reason */
-#define SBI_SRST_REASON_FAILURE 1
+#define SBI_SRST_REASON_FAILURE 1    /* "system failure", the last defined reason */
 
 #define SBI_SUCCESS 0
 #define SBI_ERR_NOT_SUPPORTED (-2)
@@ -249,8 +300,14 @@ u64 time_us(void)
 | guest-physical | what | how |
 |---|---|---|
 | 0x8000_0000 .. 0x80FF_FFFF | 16 MiB of RAM | mapped at set-up to host pages |
-| 0x2200_0000 .. 0x23FF_FFFF | pflash1, 32 MiB | passed through on first touch |
+| 0x2200_0000 .. 0x23FF_FFFF | pflash1, 32 MiB | passed through for reading, on first touch |
 | anything else | nothing | a VM fault: reported, the VM stops |
+
+The flash is the guest's to read, never to change: a CFI flash takes
+"erase" and "program" commands as ordinary stores, and a guest that could
+send them would leave its marks in the flash for whoever reads it next. So
+it is mapped readable and nothing else (no W, no X), and a store to it, or
+a jump into it, is a VM fault.
 
 The guest kernel is loaded at 0x8020_0000, where OpenSBI would have put it on
 a real machine; the first 2 MiB of its RAM are where firmware would live, and
@@ -317,7 +374,7 @@ G-stage table in particular:
 #define PTE_PPN_SHIFT 10
 
 #define GSTAGE_RAM (PTE_R | PTE_W | PTE_X | PTE_U | PTE_A | PTE_D)
-#define GSTAGE_DEVICE (PTE_R | PTE_W | PTE_U | PTE_A | PTE_D)
+#define GSTAGE_PFLASH (PTE_R | PTE_U | PTE_A)
 
 #define SV39X4_ROOT_ENTRIES 2048
 #define SV39X4_ROOT_BYTES (SV39X4_ROOT_ENTRIES * 8)
@@ -339,6 +396,7 @@ static void gstage_map(u64 gpa, u64 hpa, u64 size, u64 flags)
 {
     int leaf_level = size == 2 * MiB ? 1 : 0;
     u64 *table = gstage_root;
+    bool new_table = false;
 
     for (int level = 2; level > leaf_level; level--) {
         u64 index = (gpa >> (12 + 9 * level)) & (level == 2 ? 0x7ff : 0x1ff);
@@ -347,6 +405,7 @@ static void gstage_map(u64 gpa, u64 hpa, u64 size, u64 flags)
             u64 *next = page_alloc(1, PAGE_SIZE);
             pte = ((u64)(uintptr_t)next >> 12) << PTE_PPN_SHIFT | PTE_V;
             table[index] = pte;
+            new_table = true;
         } else if (pte & (PTE_R | PTE_W | PTE_X)) {
             panic("G-stage: GPA 0x%lx is already inside a larger mapping", gpa);
         }
@@ -361,9 +420,14 @@ static void gstage_map(u64 gpa, u64 hpa, u64 size, u64 flags)
        we just replaced: HFENCE.GVMA is an ordering fence, not only a cache
        flush, and the Privileged Specification requires one after every
        change to a G-stage table before the guest relies on it (8.3.2,
-       "Hypervisor Memory-Management Fence Instructions"). Its address
-       operand is the GPA shifted right by 2. */
-    hfence_gvma(gpa >> 2, 0);
+       "Hypervisor Memory-Management Fence Instructions"). A new leaf under
+       existing tables needs only the fence for its own address; a new
+       table on the way down needs the fence for everything, because a
+       per-address fence does not cover non-leaf entries (4.2.1). */
+    if (new_table)
+        hfence_gvma_all();
+    else
+        hfence_gvma_gpa(gpa);
 }
 
 /*
@@ -434,18 +498,32 @@ breakpoint in the guest, a page fault in the guest's own page tables, a
 system call from a guest program. `hedeleg` and `hideleg` (8.2.2) send those
 straight to the guest's VS-mode trap vector, with no VM exit at all:
 
-    hedeleg = 0xB10D                       hideleg = 0x444
-      bit  0  instruction misaligned         bit  2  VS software interrupt
-      bit  2  illegal instruction            bit  6  VS timer interrupt
-      bit  3  breakpoint                     bit 10  VS external interrupt
+    hedeleg = 0xB1FF                       hideleg = 0x444
+      bits 0..7  misaligned addresses,       bit  2  VS software interrupt
+                 access faults, illegal      bit  6  VS timer interrupt
+                 instructions, breakpoints   bit 10  VS external interrupt
       bit  8  ecall from VU-mode (a guest program's system call)
       bit 12  instruction page fault   \
       bit 13  load page fault           > faults in the guest's own tables
       bit 15  store/AMO page fault     /
 
-Not delegated, and so VM exits: ecall from VS-mode (the guest calling SBI),
-the guest-page faults of the G-stage (20, 21, 23), and virtual-instruction
-exceptions (22).
+That is `GUEST_EXCEPTIONS` from section 1. Not delegated, and so VM exits:
+ecall from VS-mode (the guest calling SBI), the guest-page faults of the
+G-stage (20, 21, 23), and virtual-instruction exceptions (22); the hardware
+will not let `hedeleg` delegate those (bits 20..23 are read-only zero).
+
+Every one of the guest's own exceptions is delegated, because a bit left
+out turns that exception into a VM exit the guest never asked for: with
+bits 1 and 4..7 clear, a guest's misaligned atomic operation used to stop
+the whole VM, where bare hardware hands it to the guest's handler. On this
+machine some of these traps take a detour: OpenSBI's `medeleg` keeps
+misaligned addresses, access faults and illegal instructions in M-mode,
+where the firmware emulates what it can and passes the rest down to the
+mode that would have taken the trap. OpenSBI 1.1, Debian 12's, follows
+`hedeleg` when it does, so the guest still gets the trap in its own
+handler. A firmware that forwarded such a trap to HS-mode instead would not
+stop the guest either: the run loop injects whatever it receives of the
+guest's own exceptions (`inject_exception`, section 5).
 
 **Counters.** `hcounteren` (8.2.4) lets the guest read `cycle`, `time` and
 `instret` (bits 0, 1, 2) itself. Reading `time` is how the guest's
@@ -457,10 +535,30 @@ the `stimecmp` CSR instead of an SBI call. `henvcfg.STCE` (bit 63, 8.2.5)
 decides whether the guest gets its own `vstimecmp`. hvbook leaves it 0: the
 guest does not see Sstc, so it must ask for timer interrupts through SBI
 `set_timer`, and that is the path this chapter teaches (section 5). A guest
-that touches `stimecmp` anyway takes a virtual-instruction exit.
+that touches `stimecmp` anyway takes a virtual-instruction exit, which
+hvbook answers as a CPU without Sstc would: with an illegal-instruction
+exception for the guest (section 5).
 
 **Fresh code.** The kernel was copied into guest RAM as data; a `fence.i`
 makes sure the CPU fetches those bytes and not stale instructions.
+
+**`hstatus`** (8.2.1) is written whole, field by field, never inherited:
+whatever the firmware or an earlier program left in it is not a decision.
+
+| bits | field | value | why |
+|---|---|---|---|
+| 5 | VSBE | 0 | the guest's data accesses are little-endian, as on bare RISC-V |
+| 6 | GVA | 0 | written by the hardware on each trap: was `stval` a guest-virtual address? |
+| 7 | SPV | 1 | `sret` enters the guest (V=1); every trap from the guest sets it again |
+| 8 | SPVP | 1 | the privilege HLV/HSV act as (VS); set like SPV by every trap from the guest |
+| 9 | HU | 0 | U-mode may not use HLV/HSV: hvbook runs no programs of its own in U-mode |
+| 17..12 | VGEIN | 0 | no guest external interrupt line: hvbook gives the guest no interrupt controller |
+| 20 | VTVM | 0 | the guest manages its own page tables (`satp`, `sfence.vma`) without exits: the G-stage already confines it |
+| 21 | VTW | 0 | the guest's `wfi` really waits; the hypervisor's own timer (section 5) still wakes the hart, since HS-mode interrupts are always enabled while V=1 (3.1.6.1, 3.3.3) |
+| 22 | VTSR | 0 | the guest's `sret` returns within the guest with no exit |
+| 33..32 | VSXL | 2 | the guest is a 64-bit kernel |
+
+All other bits are reserved in version 1.12 and written 0.
 
 **Where the guest starts.** As OpenSBI would start a kernel: in S-mode (for
 us VS-mode: `hstatus.SPV` = 1, `sstatus.SPP` = 1), at 0x8020_0000, with
@@ -469,13 +567,27 @@ device tree for the guest, so `a1` = 0, which tells a kernel that reads it
 that there is none. The guest's own CSRs start at their reset values: `vsatp`
 = 0 (no translation), `vsstatus` with interrupts off.
 */
-#define HEDELEG_GUEST_TRAPS 0xB10DUL
 #define HIDELEG_VS_INTERRUPTS 0x444UL
 #define HCOUNTEREN_CY_TM_IR 0x7UL
 
+#define HSTATUS_VSBE (1UL << 5)
+#define HSTATUS_GVA (1UL << 6)
+#define HSTATUS_SPV (1UL << 7)
+#define HSTATUS_SPVP (1UL << 8)
+#define HSTATUS_HU (1UL << 9)
+#define HSTATUS_VGEIN_SHIFT 12
+#define HSTATUS_VTVM (1UL << 20)
+#define HSTATUS_VTW (1UL << 21)
+#define HSTATUS_VTSR (1UL << 22)
+#define HSTATUS_VSXL_64 (2UL << 32)
+
+/* The table above: VSXL, SPVP and SPV set; VSBE, GVA, HU, VGEIN, VTVM, VTW
+   and VTSR clear. */
+#define HSTATUS_GUEST (HSTATUS_VSXL_64 | HSTATUS_SPVP | HSTATUS_SPV)
+
 static void vcpu_setup(u64 entry)
 {
-    csr_write(hedeleg, HEDELEG_GUEST_TRAPS);
+    csr_write(hedeleg, GUEST_EXCEPTIONS);
     csr_write(hideleg, HIDELEG_VS_INTERRUPTS);
     csr_write(hcounteren, HCOUNTEREN_CY_TM_IR);
     csr_write(htimedelta, 0);
@@ -496,7 +608,7 @@ static void vcpu_setup(u64 entry)
     if (csr_read(hgatp) != hgatp)
         panic("this CPU does not support Sv39x4 G-stage translation (hgatp reads 0x%lx)",
               csr_read(hgatp));
-    hfence_gvma(0, 0);
+    hfence_gvma_all();
 
     /* The loader wrote the guest's code with ordinary stores; the guest
        will fetch it as instructions. RISC-V does not keep the two in step
@@ -505,7 +617,7 @@ static void vcpu_setup(u64 entry)
        "Zifencei"). */
     __asm__ volatile("fence.i" ::: "memory");
 
-    csr_set(hstatus, HSTATUS_SPV | HSTATUS_SPVP);
+    csr_write(hstatus, HSTATUS_GUEST);
     csr_set(sstatus, SSTATUS_SPP);
 
     memset(&vcpu, 0, sizeof(vcpu));
@@ -525,8 +637,11 @@ the guest, wait for it to exit, handle the exit, enter again.
     |    trap_entry: a VM exit <---------------------------+
     |        |
     |        +-- scause = ecall from VS   -> handle_hypercall
-    |        +-- scause = timer interrupt -> inject_timer
+    |        +-- scause = timer interrupt -> handle_timer_interrupt:
+    |        |                               inject_timer, or the budget is spent
     |        +-- scause = 20, 21, 23      -> handle_stage2_fault
+    |        +-- scause = 22, or one of
+    |        |   the guest's own causes   -> inject_exception
     |        +-- anything else            -> report, stop
     |        |
     +--------+ (unless the VM stopped)
@@ -540,6 +655,7 @@ enum exit_reason {
     EXIT_TIMER_INTERRUPT,
     EXIT_PFLASH_FAULT,
     EXIT_REFUSED_FAULT,
+    EXIT_INJECTED,
     EXIT_UNEXPECTED,
     EXIT_REASONS
 };
@@ -551,14 +667,34 @@ static const char *const exit_names[EXIT_REASONS] = {
     [EXIT_TIMER_INTERRUPT] = "timer interrupt",
     [EXIT_PFLASH_FAULT] = "G-stage fault: pflash",
     [EXIT_REFUSED_FAULT] = "G-stage fault: refused",
+    [EXIT_INJECTED] = "exception injected",
     [EXIT_UNEXPECTED] = "unexpected",
 };
 static u64 exit_counts[EXIT_REASONS];
 
-/* How the VM ended: still running, shut down by the guest, or stopped by
-   the hypervisor after a fault. */
-enum vm_state { VM_RUNNING, VM_SHUTDOWN, VM_FAULT };
+/* How the VM ended: still running; shut down by the guest, normally or
+   saying it failed; stopped by the hypervisor after a fault; or stopped
+   because its time budget ran out. */
+enum vm_state { VM_RUNNING, VM_SHUTDOWN, VM_GUEST_FAILURE, VM_FAULT, VM_OUT_OF_TIME };
 static enum vm_state vm_state;
+
+/*
+### What the exit left behind
+
+A trap into HS-mode writes four CSRs that say what happened: `scause`, and
+with it `stval` (the faulting address or instruction), `htval` (for a
+guest-page fault, the guest-physical address shifted right by 2) and
+`htinst` (a transformed form of the trapping instruction, or 0). The
+hardware writes all four on *every* trap, zero where it has nothing to say
+(8.2.11, 8.2.12), so they describe the latest exit and nothing older. The
+run loop copies them into `vmexit` the moment the guest has left, and every
+handler and every report reads that copy. A report can then print only
+values from the exit it reports, whatever the hypervisor did in between.
+*/
+struct vm_exit {
+    u64 scause, stval, htval, htinst;
+};
+static struct vm_exit vmexit;
 
 /*
 ### A VM fault
@@ -569,56 +705,177 @@ student needs to find the guest's mistake: what happened, the guest's PC,
 and the trap registers, the way a kernel prints an "oops". (`vm_dump` is its
 second half, for callers that print a more precise first line themselves.)
 */
-static void vm_dump(u64 scause)
+static void vm_dump(void)
 {
     printf("  scause 0x%lx  guest pc 0x%lx  stval 0x%lx  htval 0x%lx  htinst 0x%lx\n",
-           scause, vcpu.pc, csr_read(stval), csr_read(htval), csr_read(htinst));
+           vmexit.scause, vcpu.pc, vmexit.stval, vmexit.htval, vmexit.htinst);
     printf("  guest ra 0x%lx  sp 0x%lx  a0 0x%lx  a7 0x%lx\n",
            vcpu.x[1], vcpu.x[2], vcpu.x[REG_A0], vcpu.x[REG_A7]);
     vm_state = VM_FAULT;
 }
 
-static void vm_fault(const char *what, u64 scause)
+static void vm_fault(const char *what)
 {
     printf("VM fault: %s\n", what);
-    vm_dump(scause);
+    vm_dump();
 }
 
 /*
-### The guest's timer
+### One timer, two deadlines
 
 A kernel needs a timer interrupt to preempt its threads. Our guest asks for
 one the way any RISC-V kernel without Sstc does: SBI `set_timer(t)`, "raise a
 supervisor timer interrupt when the `time` CSR reaches `t`". The hypervisor
 cannot let the guest arm the real timer, which is the host's, but it can
-arm it *on the guest's behalf* and pass the interrupt on:
+arm it *on the guest's behalf* and pass the interrupt on.
+
+The hypervisor wants the same timer for itself. A guest that masks its
+interrupts and executes `wfi` with nothing armed, or simply spins, never
+traps on its own, and without a deadline of its own the hypervisor would
+never run again: Popek and Goldberg's *resource control* says it must get
+the CPU back whatever the guest does. So hvbook gives the guest a time
+budget (`boot_args.budget_s`, in seconds, from `run.sh --budget`; 0 means no
+limit), counted from the guest's first instruction, and keeps two
+deadlines, in ticks of the `time` CSR:
+
+    guest_deadline   what the guest last asked for with set_timer (or never)
+    budget_deadline  when the guest's budget runs out (or never)
+
+and always arms the **earlier** of the two. When the timer fires, the
+exit handler looks at the clock:
 
     guest: set_timer(t)  -> VM exit (ecall)
-      hvbook: arm the host timer for t (SBI to OpenSBI), unmask it (sie.STIE),
-              clear hvip.VSTIP: the guest's old interrupt is answered
-    ... time reaches t while the guest runs ...
+      hvbook: guest_deadline = t; clear hvip.VSTIP (the guest's old
+              interrupt is answered); arm the earlier deadline
+    ... time reaches the armed deadline ...
     host timer interrupt -> VM exit (interrupt 5)
-      inject_timer: set hvip.VSTIP; the guest now sees a pending VS timer
-              interrupt and takes it through its own vstvec; mask the host
-              timer (sie.STIE = 0) until the guest's next set_timer
+      the budget is spent   -> report_budget_spent, stop the VM
+      the guest's deadline  -> inject_timer: set hvip.VSTIP, so the guest
+              sees a pending VS timer interrupt and takes it through its own
+              vstvec (delegated by hideleg bit 6, no exit); guest_deadline =
+              never: the interrupt stays pending until the guest's next
+              set_timer, as SBI 6.1 says
+      then arm the earlier of what is left
 
-Why mask? The host interrupt stays pending until someone arms the timer
-again, and the guest will do that only from its interrupt handler. Leaving
-it enabled would exit again at once, over and over, and the guest would
-never get to run its handler. The interrupt was delegated with `hideleg`
-bit 6, so the guest takes it without another exit.
+Re-arming matters: the host interrupt stays pending until the timer is
+armed again, and an enabled pending interrupt would exit again at once,
+over and over. Re-arming for a later deadline withdraws it.
+
+Why can the guest not escape this? Masking interrupts in VS-mode
+(`vsstatus.SIE` = 0) masks only the guest's own interrupts: an interrupt
+for a more privileged mode is always enabled (3.1.6.1), and HS-mode is more
+privileged than anything at V=1. And `wfi` wakes for any pending enabled
+interrupt, whatever the global enable bits say (3.3.3).
+
+The `time` CSR of QEMU's virt machine counts at 10 MHz: the device tree's
+`/cpus/timebase-frequency`, `RISCV_ACLINT_DEFAULT_TIMEBASE_FREQ` in QEMU.
 */
+#define TIMEBASE_HZ 10000000UL
+#define TIME_NEVER (~0UL)
+
+static u64 guest_deadline = TIME_NEVER;
+static u64 budget_deadline = TIME_NEVER;
+
+static void timer_arm_earliest(void)
+{
+    u64 next = guest_deadline < budget_deadline ? guest_deadline : budget_deadline;
+    sbi_call(SBI_EXT_TIME, SBI_TIME_SET_TIMER, next, 0, 0);
+    if (next == TIME_NEVER)
+        csr_clear(sie, SIE_STIE);
+    else
+        csr_set(sie, SIE_STIE);
+}
+
+static void budget_start(void)
+{
+    if (boot_args.budget_s)
+        budget_deadline = csr_read(time) + (u64)boot_args.budget_s * TIMEBASE_HZ;
+    timer_arm_earliest();
+}
+
 static void guest_set_timer(u64 deadline)
 {
-    sbi_call(SBI_EXT_TIME, 0, deadline, 0, 0);
+    guest_deadline = deadline;
     csr_clear(hvip, HVIP_VSTIP);
-    csr_set(sie, SIE_STIE);
+    timer_arm_earliest();
 }
 
 static void inject_timer(void)
 {
     csr_set(hvip, HVIP_VSTIP);
-    csr_clear(sie, SIE_STIE);
+    guest_deadline = TIME_NEVER;
+}
+
+static void handle_timer_interrupt(void)
+{
+    u64 now = csr_read(time);
+
+    if (now >= budget_deadline) {
+        report_budget_spent(vcpu.pc);
+        vm_state = VM_OUT_OF_TIME;
+        return;
+    }
+    if (now >= guest_deadline)
+        inject_timer();
+    timer_arm_earliest();
+}
+
+/*
+### The guest's own exceptions
+
+Some exits are not the hypervisor's business at all. Delegation (section
+4) sends the guest's own exceptions straight to it, but two kinds still
+arrive here: virtual-instruction exceptions, which cannot be delegated, and
+any of the guest's own exceptions that firmware forwarded to HS-mode. On
+bare hardware the guest kernel takes these itself, and a kernel that
+installed a handler expects to handle them. The rule of the house is that
+they go on to the guest, not to a VM fault: hvbook *injects* them, doing by
+hand what the hardware does when it delivers a trap to VS-mode (8.6.4,
+which follows the S-mode trap entry of 4.1):
+
+| the hardware sets | to |
+|---|---|
+| `vscause` | the cause |
+| `vsepc` | the address of the instruction that trapped: the guest's PC |
+| `vstval` | what the exception reports: the faulting address, or the instruction's bits (or 0) |
+| `vsstatus.SPP` | the privilege the guest was in: 1 for VS, 0 for VU. The trap to HS-mode recorded it in `sstatus.SPP` |
+| `vsstatus.SPIE` | the old `vsstatus.SIE` |
+| `vsstatus.SIE` | 0: the handler starts with interrupts masked |
+| PC | the BASE field of `vstvec` (its low two bits are the mode; exceptions always go to BASE) |
+
+and the next `sret` must land in VS-mode, where the guest's handler runs:
+`sstatus.SPP` = 1 (`hstatus.SPV` is already 1).
+
+A **virtual-instruction** exception (22) is the one translation. It says
+the guest used something that VS- or VU-mode may not: a hypervisor CSR, the
+`stimecmp` of the Sstc extension hvbook hides, `wfi` in a guest program
+(VU-mode), and so on. hvbook emulates none of these, so the guest gets what
+a CPU without them would raise: an **illegal-instruction** exception (2),
+with the same `stval`. Bare, a program's `wfi` in U-mode is illegal too
+when the CPU has S-mode (3.3.3).
+*/
+static bool guest_exception(u64 scause)
+{
+    return scause < 64 && (GUEST_EXCEPTIONS >> scause & 1);
+}
+
+static void inject_exception(u64 cause)
+{
+    u64 old = csr_read(vsstatus);
+    u64 vs = old & ~(SSTATUS_SPP | SSTATUS_SPIE | SSTATUS_SIE);
+
+    if (old & SSTATUS_SIE)
+        vs |= SSTATUS_SPIE;
+    if (csr_read(sstatus) & SSTATUS_SPP) // the guest was in VS-mode, not VU
+        vs |= SSTATUS_SPP;
+    csr_write(vsstatus, vs);
+    csr_write(vscause, cause);
+    csr_write(vsepc, vcpu.pc);
+    csr_write(vstval, vmexit.stval);
+
+    vcpu.pc = csr_read(vstvec) & ~3UL;
+    csr_set(sstatus, SSTATUS_SPP);
+    exit_counts[EXIT_INJECTED]++;
 }
 
 /*
@@ -631,12 +888,18 @@ extension in `a7`, the function in `a6`, arguments from `a0`. We answer in
 
 | extension | functions | what hvbook does |
 |---|---|---|
-| legacy 0x00..0x08 | set_timer, putchar, getchar, shutdown | as the newer ones; answer in `a0` only |
+| legacy 0x00..0x0F | set_timer, putchar, getchar, shutdown; the others are not supported | as the newer ones; answer in `a0` only |
 | BASE 0x10 | spec version, implementation ID and version, probe, machine IDs | describes hvbook |
-| TIME | set_timer | the virtual timer above |
+| TIME | set_timer | the shared timer above |
 | DBCN | write, read, write_byte | the console; buffers checked against guest RAM |
-| SRST | system_reset | a plain shutdown stops the VM normally; a reboot, or a shutdown giving a failure reason, stops it as a failure |
+| SRST | system_reset | see `sbi_srst` |
 | any other | | `SBI_ERR_NOT_SUPPORTED`, and the guest goes on |
+
+Every extension ID below 0x10 is a *legacy* one (SBI 2.0, chapter 5), and
+legacy calls follow older rules: `a6` is ignored, the answer is in `a0`
+alone, and every other register, `a1` included, must come back as the
+guest left it. That holds for the legacy IDs hvbook does not implement
+too: they get `SBI_ERR_NOT_SUPPORTED` in `a0` and nothing else changes.
 
 The guest's buffers for DBCN are guest-physical; they go through
 `guest_buffer`, and one outside guest RAM is answered with
@@ -707,14 +970,38 @@ static struct sbiret sbi_dbcn(u64 fid, u64 num_bytes, u64 base_lo, u64 base_hi)
     return (struct sbiret){SBI_SUCCESS, (long)n};
 }
 
-static struct sbiret sbi_srst(u64 type, u64 reason)
+/*
+`system_reset(reset_type, reset_reason)` (SBI 2.0, 10.1) takes two 32-bit
+numbers. The RISC-V calling convention sign-extends a 32-bit argument to
+fill its 64-bit register, so only the low 32 bits of `a0` and `a1` carry
+meaning. The specification defines three types (0 shutdown, 1 cold reboot,
+2 warm reboot) and two reasons (0 none, 1 system failure); the other values
+are reserved, or left to the SBI implementation or the platform, and
+hvbook defines none of its own. What hvbook does with each:
+
+| type | reason | what happens |
+|---|---|---|
+| shutdown | none | the VM stops normally: `Shutdown vm normally!` |
+| shutdown | system failure | the guest says its run failed (say, its own self-check did): the VM stops, and hvbook powers off with a failure status |
+| cold or warm reboot | none or failure | hvbook does not reboot VMs: the VM stops, with a failure status |
+| anything else | | `SBI_ERR_INVALID_PARAM`, and the guest goes on |
+
+A failing status for a guest's own failure matters: the guest shares the
+console with the hypervisor and may print whatever it likes, but only the
+status of the run tells a script whether the guest was content.
+*/
+static struct sbiret sbi_srst(u64 a0, u64 a1)
 {
+    u32 type = (u32)a0, reason = (u32)a1;
+
+    if (type > SBI_SRST_WARM_REBOOT || reason > SBI_SRST_REASON_FAILURE)
+        return (struct sbiret){SBI_ERR_INVALID_PARAM, 0};
     if (type != SBI_SRST_SHUTDOWN) {
-        printf("Guest: SBI SRST reset type %lu: hvbook does not reboot VMs\n", type);
-        vm_state = VM_FAULT;
-    } else if (reason != SBI_SRST_REASON_NONE) {
-        printf("Guest: SBI SRST shutdown, reason %lu: the guest reports a failure\n", reason);
-        vm_state = VM_FAULT;
+        printf("Guest: SBI SRST reset type %u: hvbook does not reboot VMs\n", type);
+        vm_state = VM_GUEST_FAILURE;
+    } else if (reason == SBI_SRST_REASON_FAILURE) {
+        printf("Guest: SBI SRST shutdown, reason %u: the guest reports a failure\n", reason);
+        vm_state = VM_GUEST_FAILURE;
     } else {
         printf("Guest: SBI SRST shutdown\n");
         vm_state = VM_SHUTDOWN;
@@ -727,15 +1014,13 @@ static void handle_hypercall(void)
     u64 eid = vcpu.x[REG_A7], fid = vcpu.x[REG_A6];
     u64 a0 = vcpu.x[REG_A0], a1 = vcpu.x[REG_A1], a2 = vcpu.x[12];
     struct sbiret ret = {SBI_ERR_NOT_SUPPORTED, 0};
-    bool legacy = false;
+    bool legacy = eid < SBI_EXT_BASE;
     enum exit_reason reason = EXIT_SBI_OTHER;
 
     switch (eid) {
     case SBI_EXT_LEGACY_SET_TIMER:
-        legacy = true;
-        /* fall through */
     case SBI_EXT_TIME:
-        if (legacy || fid == 0) {
+        if (legacy || fid == SBI_TIME_SET_TIMER) {
             guest_set_timer(a0);
             ret = (struct sbiret){SBI_SUCCESS, 0};
         }
@@ -744,17 +1029,14 @@ static void handle_hypercall(void)
     case SBI_EXT_LEGACY_PUTCHAR:
         console_putchar((u8)a0);
         ret.error = 0;
-        legacy = true;
         reason = EXIT_SBI_CONSOLE;
         break;
     case SBI_EXT_LEGACY_GETCHAR:
         ret.error = sbi_call(SBI_EXT_LEGACY_GETCHAR, 0, 0, 0, 0).error;
-        legacy = true;
         reason = EXIT_SBI_CONSOLE;
         break;
     case SBI_EXT_LEGACY_SHUTDOWN:
         ret = sbi_srst(SBI_SRST_SHUTDOWN, SBI_SRST_REASON_NONE);
-        legacy = true;
         break;
     case SBI_EXT_BASE:
         ret = sbi_base(fid, a0);
@@ -764,7 +1046,7 @@ static void handle_hypercall(void)
         reason = EXIT_SBI_CONSOLE;
         break;
     case SBI_EXT_SRST:
-        if (fid == 0)
+        if (fid == SBI_SRST_SYSTEM_RESET)
             ret = sbi_srst(a0, a1);
         break;
     }
@@ -780,73 +1062,102 @@ static void handle_hypercall(void)
 ### G-stage faults: pass through, or refuse
 
 A guest-page fault means the guest touched a GPA that the G-stage does not
-map. The faulting GPA is split over two CSRs (8.6.3): `htval` holds it
-shifted right by two bits, and the low two bits are those of `stval`, which
-holds the guest's (here: untranslated, so equal) address.
+map, or touched it in a way the mapping does not allow. The faulting GPA is
+split over two CSRs (8.6.3): `htval` holds it shifted right by two bits,
+and the low two bits are those of `stval`, which holds the guest's (here:
+untranslated, so equal) address.
 
-hvbook's rule of the house is *resource control* (see the preface): guest RAM is mapped
-up front, and the *only* other thing the guest may reach is its pflash.
-A first touch of the pflash window maps that 4 KiB page of the real device
-straight through (GPA = HPA, the device's own address) and resumes the
-guest at the same instruction, which now succeeds. Every later access to
-that page runs at full speed with no exit: this is *pass-through*. Any other
-GPA is a VM fault, and the VM stops.
+hvbook's rule of the house is *resource control* (see the preface): guest
+RAM is mapped up front, and the *only* other thing the guest may reach is
+its pflash, and that only for reading. A first read of the pflash window
+maps that 4 KiB page of the real device straight through (GPA = HPA, the
+device's own address), readable and nothing else, and resumes the guest at
+the same instruction, which now succeeds. Every later read of that page
+runs at full speed with no exit: this is *pass-through*.
+
+Everything else is a VM fault, and the report says which rule was broken:
+
+- a store or an atomic operation in the pflash window: the flash is
+  read-only. The store faults whether or not a read mapped the page before,
+  since the page is never mapped writable;
+- an instruction fetch from the pflash window: the flash holds data, and
+  hvbook maps it without execute permission;
+- any access to any other GPA: it is outside the guest's RAM and its
+  devices.
 */
-static void handle_stage2_fault(u64 scause)
+static bool in_pflash(u64 gpa)
 {
-    u64 gpa = (csr_read(htval) << 2) | (csr_read(stval) & 3);
+    return gpa >= PFLASH_GPA && gpa - PFLASH_GPA < PFLASH_SIZE;
+}
 
-    if (scause != EXC_INST_GUEST_PAGE_FAULT && gpa >= PFLASH_GPA &&
-        gpa - PFLASH_GPA < PFLASH_SIZE) {
+static void handle_stage2_fault(void)
+{
+    u64 gpa = (vmexit.htval << 2) | (vmexit.stval & 3);
+    const char *access = vmexit.scause == EXC_INST_GUEST_PAGE_FAULT ? "fetched an instruction from"
+                         : vmexit.scause == EXC_LOAD_GUEST_PAGE_FAULT ? "read"
+                                                                      : "wrote";
+
+    if (in_pflash(gpa) && vmexit.scause == EXC_LOAD_GUEST_PAGE_FAULT) {
         u64 page = ALIGN_DOWN(gpa, PAGE_SIZE);
-        gstage_map(page, page, PAGE_SIZE, GSTAGE_DEVICE);
+        gstage_map(page, page, PAGE_SIZE, GSTAGE_PFLASH);
         exit_counts[EXIT_PFLASH_FAULT]++;
         return; // retry the same instruction
     }
     exit_counts[EXIT_REFUSED_FAULT]++;
-    printf("VM fault: the guest %s GPA 0x%lx, outside its RAM and its devices\n",
-           scause == EXC_INST_GUEST_PAGE_FAULT ? "fetched from" :
-           scause == EXC_LOAD_GUEST_PAGE_FAULT ? "read" : "wrote",
-           gpa);
-    vm_dump(scause);
+    if (in_pflash(gpa))
+        printf("VM fault: the guest %s GPA 0x%lx, in its pflash window, which is %s\n", access,
+               gpa, vmexit.scause == EXC_INST_GUEST_PAGE_FAULT ? "not executable" : "read-only");
+    else
+        printf("VM fault: the guest %s GPA 0x%lx, outside its RAM and its devices\n", access, gpa);
+    vm_dump();
 }
 
 /*
 ### The loop
 
-`vcpu_run` is the loop drawn above. Before each entry it writes the guest's
-PC to `sepc`; after each exit it reads it back, so that handlers see and
-change `vcpu.pc` like any other register.
+`vcpu_run` is the loop drawn above. It starts the guest's time budget, then
+enters the guest. Before each entry it writes the guest's PC to `sepc`;
+after each exit it reads it back, so that handlers see and change
+`vcpu.pc` like any other register, and it keeps the trap CSRs in `vmexit`.
 */
 static void vcpu_run(void)
 {
+    budget_start();
     while (vm_state == VM_RUNNING) {
         csr_write(sepc, vcpu.pc);
         vcpu_enter(&vcpu);
         vcpu.pc = csr_read(sepc);
-        u64 scause = csr_read(scause);
+        vmexit = (struct vm_exit){
+            .scause = csr_read(scause),
+            .stval = csr_read(stval),
+            .htval = csr_read(htval),
+            .htinst = csr_read(htinst),
+        };
 
-        if (scause == (SCAUSE_INTERRUPT | IRQ_S_TIMER)) {
+        if (vmexit.scause == (SCAUSE_INTERRUPT | IRQ_S_TIMER)) {
             exit_counts[EXIT_TIMER_INTERRUPT]++;
-            inject_timer();
+            handle_timer_interrupt();
             continue;
         }
-        switch (scause) {
+        switch (vmexit.scause) {
         case EXC_VS_ECALL:
             handle_hypercall();
             break;
         case EXC_INST_GUEST_PAGE_FAULT:
         case EXC_LOAD_GUEST_PAGE_FAULT:
         case EXC_STORE_GUEST_PAGE_FAULT:
-            handle_stage2_fault(scause);
+            handle_stage2_fault();
             break;
         case EXC_VIRTUAL_INSTRUCTION:
-            exit_counts[EXIT_UNEXPECTED]++;
-            vm_fault("virtual instruction (a CSR or instruction VS-mode may not use)", scause);
+            inject_exception(EXC_ILLEGAL_INSTRUCTION);
             break;
         default:
-            exit_counts[EXIT_UNEXPECTED]++;
-            vm_fault("unexpected exit", scause);
+            if (guest_exception(vmexit.scause)) {
+                inject_exception(vmexit.scause);
+            } else {
+                exit_counts[EXIT_UNEXPECTED]++;
+                vm_fault("unexpected exit");
+            }
         }
     }
 }
@@ -902,9 +1213,12 @@ void hv_main(u64 hartid, u64 dtb)
     printf("Entering VM run loop...\n");
     vcpu_run();
 
+    // What ended the VM; a spent budget has already been reported.
     if (vm_state == VM_SHUTDOWN)
         printf("Shutdown vm normally!\n");
-    else
+    else if (vm_state == VM_GUEST_FAILURE)
+        printf("The guest stopped the VM, reporting a failure.\n");
+    else if (vm_state == VM_FAULT)
         printf("The VM was stopped after a fault.\n");
     print_exit_stats(exit_names, exit_counts, EXIT_REASONS);
     if (vm_state == VM_SHUTDOWN) {

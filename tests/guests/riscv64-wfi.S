@@ -1,0 +1,23 @@
+/*
+A hostile RISC-V guest that takes the CPU and sleeps on it: it masks every
+interrupt (sie = 0, sstatus.SIE = 0), arms no timer, and executes wfi
+forever. Nothing it does will ever wake it; only the hypervisor's own
+timer can end the run, with the time-budget report.
+*/
+    .section .text
+    .global _start
+_start:
+    csrw    sie, zero
+    csrci   sstatus, 2
+    la      t2, msg
+1:  lbu     a0, 0(t2)               // legacy SBI putchar, one byte at a time
+    beqz    a0, 2f
+    li      a7, 1
+    ecall
+    addi    t2, t2, 1
+    j       1b
+2:  wfi
+    j       2b
+
+    .section .rodata
+msg: .asciz "interrupts masked, no timer armed: waiting for ever\n"
