@@ -948,6 +948,7 @@ u64 vcpu_enter(struct vcpu *v);
 #define EXIT_KIND_IRQ 1
 #define EXIT_KIND_FIQ 2
 #define EXIT_KIND_SERROR 3
+#define EXIT_KIND_AARCH32 4
 
 static struct vcpu vcpu;
 
@@ -1606,8 +1607,8 @@ static bool mmio_emulate(u64 ipa, u64 base, device_model model)
     if (a.write)
         a.value = (reg == 31 ? 0 : vcpu.x[reg]) & mask;
     if ((a.offset & (u64)(a.size - 1)) != 0 || !model(&a)) {
-        printf("VM fault: the guest %s IPA 0x%lx with a %d-bit access, which that "
-               "register does not accept\n", a.write ? "wrote" : "read", ipa, 8 * a.size);
+        printf("VM fault: the guest %s IPA 0x%lx with a %d-byte access, which that "
+               "register does not accept\n", a.write ? "wrote" : "read", ipa, a.size);
         return false;
     }
     if (!a.write) {
@@ -2175,7 +2176,8 @@ static void vcpu_run(void)
         if (kind != EXIT_KIND_SYNC) {
             exit_counts[EXIT_UNEXPECTED]++;
             vm_fault(kind == EXIT_KIND_FIQ ? "unexpected FIQ" :
-                     "SError (a system error) while the guest ran");
+                     kind == EXIT_KIND_SERROR ? "SError (a system error) while the guest ran" :
+                     "exception from AArch32, which this VM does not allow");
             continue;
         }
         switch (ESR_EC(vcpu.esr)) {

@@ -234,18 +234,20 @@ depends on where the exception came from and what kind it is:
 This table is what tells a guest exit from a fault of the hypervisor itself:
 the hardware has already sorted them by where they came from. The first two
 rows can only be a bug in the hypervisor (it never unmasks interrupts, so not
-even an IRQ belongs there); the last two are VM exits. `HCR_EL2.RW` makes the
-guest's EL1 AArch64, but a CPU that supports it lets the guest kernel run a
-32-bit program at EL0, and an exit from that program arrives in the fourth
-row. It is the same kind of exit, with the same syndrome registers, so both
-rows report the same kinds.
+even an IRQ belongs there); the third row is a VM exit; the fourth cannot
+happen, because `HCR_EL2.RW` makes the guest's EL1 AArch64, but if it did, it
+is reported like any other unexpected exit. A 32-bit program that the guest
+kernel runs at EL0 still arrives in the third row: the row is chosen by the
+state of the level just below the target, the guest's EL1, not by the state
+of the program that trapped (Arm ARM, D1 "Exception vectors").
 
-The kind numbers are shared with `aarch64.c` (`EXIT_KIND_SYNC` and friends).
+The kind numbers are shared with `aarch64.c` (`EXIT_SYNC` and friends).
 */
 #define KIND_SYNC 0
 #define KIND_IRQ 1
 #define KIND_FIQ 2
 #define KIND_SERROR 3
+#define KIND_AARCH32 4
 
 .macro guest_vector kind
     .balign 0x80
@@ -285,10 +287,10 @@ vectors:
     guest_vector KIND_IRQ
     guest_vector KIND_FIQ
     guest_vector KIND_SERROR
-    guest_vector KIND_SYNC          // 0x600: the guest's EL0, AArch32
-    guest_vector KIND_IRQ
-    guest_vector KIND_FIQ
-    guest_vector KIND_SERROR
+    guest_vector KIND_AARCH32       // 0x600: AArch32 (cannot happen)
+    guest_vector KIND_AARCH32
+    guest_vector KIND_AARCH32
+    guest_vector KIND_AARCH32
 
 /*
 `host_trap` completes the frame: all 31 registers, the stack pointer and
