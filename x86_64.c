@@ -364,16 +364,15 @@ u64 time_us(void)
 
 /*
 `host_timer_arm` sets the real timer to interrupt at TSC time `deadline`:
-as many APIC ticks as there are until then, at least one, and never more
-than the 32-bit counter holds (4.29 s at divide 1; `timer_tick` re-arms
-before then anyway).
+as many APIC ticks as there are until then, rounded up (an interrupt a
+fraction of a tick early would find the deadline not yet come, and cost a
+second exit), at least one, and never more than the 32-bit counter holds
+(4.29 s at divide 1; `timer_tick` re-arms before then anyway).
 */
 static void host_timer_arm(u64 deadline)
 {
     u64 now = rdtsc();
-    u64 ticks = deadline > now ? tsc_to_apic(deadline - now) : 1;
-    if (ticks == 0)
-        ticks = 1;
+    u64 ticks = deadline > now ? tsc_to_apic(deadline - now) + 1 : 1;
     if (ticks > 0xFFFFFFFFUL)
         ticks = 0xFFFFFFFFUL;
     lapic_write(LAPIC_TIMER_INITIAL, (u32)ticks);
@@ -990,6 +989,7 @@ enum exit_reason {
     EXIT_MSR,
     EXIT_HLT,
     EXIT_TIMER_INTERRUPT,
+    EXIT_HOST_INTERRUPT,
     EXIT_LAPIC,
     EXIT_FLASH,
     EXIT_SVM_INSTRUCTION,
@@ -1007,6 +1007,7 @@ static const char *const exit_names[EXIT_REASONS] = {
     [EXIT_MSR] = "MSR",
     [EXIT_HLT] = "HLT",
     [EXIT_TIMER_INTERRUPT] = "timer interrupt",
+    [EXIT_HOST_INTERRUPT] = "interrupt: hvbook's own",
     [EXIT_LAPIC] = "NPF: local APIC (emulated)",
     [EXIT_FLASH] = "NPF: flash (emulated)",
     [EXIT_SVM_INSTRUCTION] = "SVM instruction (#UD)",
@@ -1166,25 +1167,33 @@ static void host_timer_rearm(void)
     host_timer_arm(next);
 }
 
-static void timer_tick(void)
+/* Returns whether the guest's deadline had come (else the tick was the
+   hypervisor's alone: the budget, or the once-a-second check). A deadline
+   less than TIMER_SLACK_TICKS away counts as come: the TSC's rate is only
+   measured, so the real timer may fire a hair early, and a second exit a
+   few microseconds later would cost more than it is worth. */
+#define TIMER_SLACK_TICKS 50000 /* APIC ticks: 50 us on QEMU */
+
+static bool timer_tick(void)
 {
-    u64 now = rdtsc();
+    u64 now = rdtsc(), soon = now + apic_to_tsc(TIMER_SLACK_TICKS);
+    bool guest_tick = vlapic.deadline && soon >= vlapic.deadline;
     if (budget_deadline && now >= budget_deadline) {
         report_budget_spent(vmcb->rip);
         vm_state = VM_BUDGET_SPENT;
-        return;
+        return guest_tick;
     }
-    if (vlapic.deadline && now >= vlapic.deadline) {
-        exit_counts[EXIT_TIMER_INTERRUPT]++;
+    if (guest_tick) {
         inject_timer();
         if (vlapic.lvt_timer & LVT_TIMER_PERIODIC) {
-            while (vlapic.deadline <= now) // missed periods are not made up
+            while (vlapic.deadline <= soon) // missed periods are not made up
                 vlapic.deadline += vlapic.period;
         } else {
             vlapic.deadline = 0;
         }
     }
     host_timer_rearm();
+    return guest_tick;
 }
 
 static void lapic_timer_start(u32 initial)
@@ -1947,8 +1956,10 @@ static void vcpu_run(void)
         case VMEXIT_INTR:
             host_timer_fired = false;
             take_host_interrupts();
-            if (host_timer_fired)
-                timer_tick();
+            if (host_timer_fired && timer_tick())
+                exit_counts[EXIT_TIMER_INTERRUPT]++;
+            else
+                exit_counts[EXIT_HOST_INTERRUPT]++;
             break;
         case VMEXIT_VMMCALL:
             handle_hypercall();
