@@ -28,7 +28,7 @@ its file, 4-byte aligned (3.1.1 "The layout of Multiboot header"):
 
 Why the address fields, when the file is an ELF that says all of that too?
 Because QEMU's Multiboot loader only understands 32-bit ELF files and refuses
-a 64-bit one. Flag bit 16 (3.1.3, once known as the "a.out kludge") tells the
+a 64-bit one. Flag bit 16 (3.1.2; GRUB names it the "a.out kludge") tells the
 loader to ignore the ELF headers and copy the file by these fields alone. The
 linker script arranges the file so that both views describe the same bytes,
 and the ELF's entry point is `multiboot_entry` too, so a loader that reads the
@@ -164,9 +164,9 @@ register would return an old count, and a cached write might never reach the
 device. On a PC everything from 3 GiB up is the hole where devices live (RAM
 above it is remapped past 4 GiB), so every page from 0xC000_0000 gets `PCD` and
 `PWT`, which select the uncacheable memory type with the power-on PAT (APM
-vol. 2, 7.8 "Memory-Type Range Registers" and 7.8.2 "Page-Attribute Table
-Mechanism"). Under hvbook those pages are not RAM at all: the hypervisor
-emulates them, whatever the cache bits say.
+vol. 2, chapter 7, "Page-Attribute Table Mechanism": `PCD` = `PWT` = 1 picks
+PAT entry 3, UC). Under hvbook those pages are not RAM at all: the
+hypervisor emulates them, whatever the cache bits say.
 
 The entries are 8 bytes; the tables are below 4 GiB, so the upper halves of
 all entries stay zero from the `.bss` clearing, and 32-bit code can fill them.
@@ -461,9 +461,9 @@ ctx_switch:
 
 In 64-bit mode segmentation is almost gone: bases and limits are ignored for
 `CS`, `DS`, `ES` and `SS` (APM vol. 2, 4.8 "Long-Mode Segment Descriptors").
-What remains is that `CS` must name a *code* descriptor with `L` = 1, and that
-an interrupt return needs a data descriptor for `SS`. So the GDT holds three
-descriptors of 8 bytes:
+What remains is that `CS` must name a *code* descriptor with `L` = 1. The
+data registers get a flat data descriptor, which the 32-bit entry code needs
+anyway before long mode is on. So the GDT holds three descriptors of 8 bytes:
 
 | selector | descriptor | bits that matter |
 |---|---|---|

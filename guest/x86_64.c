@@ -80,8 +80,8 @@ static inline uint8_t inb(uint16_t port)
 /*
 ## The console: a 16550 UART
 
-The 16550 (National Semiconductor PC16550D data sheet, "Register
-Description") has eight registers at eight consecutive ports, and more names
+The 16550 (National Semiconductor PC16550D data sheet, its table of
+registers) has eight registers at eight consecutive ports, and more names
 than ports: what a port means depends on the direction of the access and on
 the *divisor latch access bit* `DLAB`, bit 7 of the line control register.
 
@@ -375,7 +375,7 @@ has:
 - the **time-stamp counter**, read by `rdtsc`: cheap, and not intercepted by
   hvbook, so it is the real counter (plus an offset) with no exit. But its rate
   is the host CPU's, which no one tells us: CPUID leaf 0x15 would, and QEMU's
-  software CPU does not fill it in;
+  software CPU stops at leaf 0xD;
 - the **APIC timer**: its units are the APIC's input clock, fixed by the
   platform. QEMU's local APIC counts at 1 GHz, one count per nanosecond
   before the divider, and hvbook promises its guest the same units: it backs
