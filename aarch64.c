@@ -1248,8 +1248,10 @@ static const char *const exit_names[EXIT_REASONS] = {
 static u64 exit_counts[EXIT_REASONS];
 
 /* How the VM ended: still running, shut down by the guest, stopped by the
-   hypervisor after a fault, or stopped when its time budget ran out. */
-enum vm_state { VM_RUNNING, VM_SHUTDOWN, VM_FAULT, VM_OUT_OF_TIME };
+   hypervisor after a fault, ended by the guest without a normal shutdown
+   (a restart request, its only CPU switched off), or stopped when its time
+   budget ran out. */
+enum vm_state { VM_RUNNING, VM_SHUTDOWN, VM_FAULT, VM_GUEST_FAILED, VM_OUT_OF_TIME };
 static enum vm_state vm_state;
 static u64 exit_kind; /* EXIT_KIND_SYNC, _IRQ...: of the exit being handled */
 
@@ -1533,7 +1535,7 @@ static void handle_hypercall(bool smc)
     case PSCI_CPU_OFF:
         printf("Guest: PSCI CPU_OFF on its only CPU: nothing can switch it on again; "
                "the run ends as a failure\n");
-        vm_state = VM_FAULT;
+        vm_state = VM_GUEST_FAILED;
         return;
     case PSCI_SYSTEM_OFF:
         printf("Guest: PSCI SYSTEM_OFF\n");
@@ -1542,7 +1544,7 @@ static void handle_hypercall(bool smc)
     case PSCI_SYSTEM_RESET:
         printf("Guest: PSCI SYSTEM_RESET: the guest asked for a restart; hvbook does not "
                "restart guests: the run ends as a failure\n");
-        vm_state = VM_FAULT;
+        vm_state = VM_GUEST_FAILED;
         return;
     }
     vcpu.x[0] = (u64)ret;
@@ -2279,6 +2281,8 @@ void hv_main(void)
         printf("Shutdown vm normally!\n");
     else if (vm_state == VM_FAULT)
         printf("The VM was stopped after a fault.\n");
+    else if (vm_state == VM_GUEST_FAILED)
+        printf("The guest ended without a normal shutdown.\n");
     print_exit_stats(exit_names, exit_counts, EXIT_REASONS);
     if (vm_state == VM_SHUTDOWN) {
         print_success();

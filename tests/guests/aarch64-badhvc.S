@@ -4,11 +4,47 @@ stopping: an HVC and an SMC with a function id nobody defines (0xC200_0123,
 an SMC64 fast call in the SiP range). Each must come back with SMCCC
 NOT_SUPPORTED, -1, in x0, and the guest must go on: for the SMC that also
 proves the hypervisor moved the PC past it (a trapped SMC returns to the SMC
-itself). The guest prints one line per answer through its PL011 and powers
-off with PSCI SYSTEM_OFF, so the test can check both the answers and that
-the VM went on.
+itself).
+
+Then it asks PSCI (DEN0022) what a one-CPU machine must answer, with its
+own MPIDR (MPIDR_EL1, which the hypervisor sets) and with CPU 1's, which
+does not exist:
+
+| call | arguments | answer |
+|---|---|---|
+| PSCI_VERSION | | 0x10001 (1.1) |
+| PSCI_FEATURES | CPU_ON (SMC64), MIGRATE_INFO_TYPE, SYSTEM_RESET | 0 |
+| PSCI_FEATURES | CPU_SUSPEND, and an unknown id | -1 (NOT_SUPPORTED) |
+| CPU_ON, SMC64 and SMC32 | own MPIDR | -4 (ALREADY_ON) |
+| CPU_ON, SMC64 | MPIDR of CPU 1 | -2 (INVALID_PARAMETERS) |
+| AFFINITY_INFO, SMC64 and SMC32 | own MPIDR, level 0 | 0 (ON) |
+| AFFINITY_INFO, SMC64 | MPIDR of CPU 1, level 0 | -2 |
+| MIGRATE_INFO_TYPE | | 2 (no Trusted OS to migrate) |
+
+One line per answer, "... answered ..." when right and "... WRONG" when
+not; then SYSTEM_OFF, so the test can check both the answers and that the
+VM went on.
 */
-    .section .text
+#include "aarch64-lib.inc"
+
+/* check FN, X1, X2, EXPECTED, NAME: x0 = FN, hvc, compare x0 with EXPECTED
+   (a 64-bit value, so -1 means all ones), print NAME's line. x1 and x2 are
+   registers holding the arguments. */
+    .macro  check fn, a1, a2, expected, name
+    mov     x1, \a1
+    mov     x2, \a2
+    ldr     x0, =\fn
+    hvc     #0
+    ldr     x9, =\expected
+    cmp     x0, x9
+    b.ne    1f
+    say     \name\()_ok
+    b       2f
+1:  say     \name\()_bad
+2:
+    .endm
+
+    .text
     .global _start
 _start:
     ldr     x0, =0xC2000123     // a function id nobody defines
@@ -27,20 +63,62 @@ _start:
     adr     x1, smc_bad
 2:  bl      puts
 
-    ldr     x0, =0x84000008     // PSCI SYSTEM_OFF
-    hvc     #0
-3:  b       3b
+    mrs     x19, mpidr_el1
+    ldr     x20, =0xff00ffffff
+    and     x19, x19, x20       // this CPU's affinity
+    eor     x20, x19, #1        // Aff0 one different: CPU 1, not present
+    mov     x21, #0
+    ldr     x22, =0xC4000003
+    ldr     x23, =0x84000006
+    ldr     x24, =0x84000009
+    ldr     x25, =0x84000001
+    ldr     x26, =0x8400ffff
 
-puts:                           // x1: a NUL-terminated string, to the PL011
-    ldr     x2, =0x09000000     // UARTDR
-4:  ldrb    w3, [x1], #1
-    cbz     w3, 5f
-    strb    w3, [x2]
-    b       4b
-5:  ret
+    check   0x84000000, x21, x21, 0x10001, version
+    check   0x8400000A, x22, x21, 0, feat_cpu_on
+    check   0x8400000A, x23, x21, 0, feat_migrate
+    check   0x8400000A, x24, x21, 0, feat_reset
+    check   0x8400000A, x25, x21, -1, feat_suspend
+    check   0x8400000A, x26, x21, -1, feat_unknown
+    check   0xC4000003, x19, x21, -4, cpu_on_self
+    check   0x84000003, x19, x21, -4, cpu_on_self32
+    check   0xC4000003, x20, x21, -2, cpu_on_other
+    check   0xC4000004, x19, x21, 0, affinity_self
+    check   0x84000004, x19, x21, 0, affinity_self32
+    check   0xC4000004, x20, x21, -2, affinity_other
+    check   0x84000006, x21, x21, 2, migrate_info
+
+    b       power_off
+    .ltorg
 
     .section .rodata
 hvc_ok:  .asciz "unknown hvc answered -1\n"
 hvc_bad: .asciz "unknown hvc got a wrong answer\n"
 smc_ok:  .asciz "unknown smc answered -1\n"
 smc_bad: .asciz "unknown smc got a wrong answer\n"
+version_ok:          .asciz "PSCI_VERSION answered 1.1\n"
+version_bad:         .asciz "PSCI_VERSION WRONG\n"
+feat_cpu_on_ok:      .asciz "PSCI_FEATURES(CPU_ON) answered 0\n"
+feat_cpu_on_bad:     .asciz "PSCI_FEATURES(CPU_ON) WRONG\n"
+feat_migrate_ok:     .asciz "PSCI_FEATURES(MIGRATE_INFO_TYPE) answered 0\n"
+feat_migrate_bad:    .asciz "PSCI_FEATURES(MIGRATE_INFO_TYPE) WRONG\n"
+feat_reset_ok:       .asciz "PSCI_FEATURES(SYSTEM_RESET) answered 0\n"
+feat_reset_bad:      .asciz "PSCI_FEATURES(SYSTEM_RESET) WRONG\n"
+feat_suspend_ok:     .asciz "PSCI_FEATURES(CPU_SUSPEND) answered -1\n"
+feat_suspend_bad:    .asciz "PSCI_FEATURES(CPU_SUSPEND) WRONG\n"
+feat_unknown_ok:     .asciz "PSCI_FEATURES(unknown) answered -1\n"
+feat_unknown_bad:    .asciz "PSCI_FEATURES(unknown) WRONG\n"
+cpu_on_self_ok:      .asciz "CPU_ON(self) answered -4\n"
+cpu_on_self_bad:     .asciz "CPU_ON(self) WRONG\n"
+cpu_on_self32_ok:    .asciz "CPU_ON32(self) answered -4\n"
+cpu_on_self32_bad:   .asciz "CPU_ON32(self) WRONG\n"
+cpu_on_other_ok:     .asciz "CPU_ON(other) answered -2\n"
+cpu_on_other_bad:    .asciz "CPU_ON(other) WRONG\n"
+affinity_self_ok:    .asciz "AFFINITY_INFO(self) answered 0\n"
+affinity_self_bad:   .asciz "AFFINITY_INFO(self) WRONG\n"
+affinity_self32_ok:  .asciz "AFFINITY_INFO32(self) answered 0\n"
+affinity_self32_bad: .asciz "AFFINITY_INFO32(self) WRONG\n"
+affinity_other_ok:   .asciz "AFFINITY_INFO(other) answered -2\n"
+affinity_other_bad:  .asciz "AFFINITY_INFO(other) WRONG\n"
+migrate_info_ok:     .asciz "MIGRATE_INFO_TYPE answered 2\n"
+migrate_info_bad:    .asciz "MIGRATE_INFO_TYPE WRONG\n"
