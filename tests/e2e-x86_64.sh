@@ -1,0 +1,59 @@
+# What only x86-64 has, sourced by tests/e2e.sh (which defines run, report,
+# expect_failure, $arch, $b and $out). The hostile guests are in
+# tests/guests/x86_64-*.S; each is started like the real guest, in 32-bit
+# protected mode, and does one thing a guest must not get away with.
+
+# A CPU without SVM (QEMU's qemu64 model has no nested paging to offer):
+# a plain refusal that says how to start QEMU, before any VM exists.
+expect_failure no-svm 'this CPU has (no SVM|SVM but no nested paging).*' --qemu '-cpu qemu64'
+why=$(in_order "$out/no-svm.log" '.*-cpu max,\+svm.*')
+report no-svm-hint "$why"
+
+# The exit table of the good run shows the two kinds of exit that make the
+# guest's timer work: the emulated APIC page and the injected interrupts.
+why=$(in_order "$out/transcript.log" 'VM exits by reason:' '  timer interrupt +[0-9]+' \
+  '  NPF: local APIC \(emulated\) +[0-9]+' '  NPF: flash \(emulated\) +[0-9]+' 'Hypervisor ok!')
+report exit-table "$why"
+
+# A hypercall nobody defines gets -1 and the guest goes on; putchar works.
+run badvmmcall --guest "$b/tests/badvmmcall.elf"
+why=""
+[ "$status" = 0 ] || why="run.sh exited $status"
+[ -n "$why" ] || why=$(in_order "$out/badvmmcall.log" 'unknown vmmcall answered -1' '>' \
+  'putchar vmmcall answered 0' 'Guest: power-off port' 'Hypervisor ok!')
+report bad-hypercall-answered "$why"
+
+# expect_vm_fault NAME ERE ARGS...: the guest starts, then a VM-fault report
+# matching ERE with the guest's pc, exit status 1, and no success lines.
+expect_vm_fault() {
+  local name=$1 msg=$2; shift 2
+  run "$name" "$@"
+  local why=""
+  [ "$status" = 1 ] || why="run.sh exited $status, expected 1"
+  [ -n "$why" ] || why=$(in_order "$out/$name.log" 'Entering VM run loop\.\.\.' "$msg" \
+    '.*guest pc 0x[0-9a-f]+.*' 'The VM was stopped after a fault\.')
+  [ -n "$why" ] || why=$(absent "$out/$name.log" 'Hypervisor ok!' 'Shutdown vm normally!' \
+    'ISOLATION BROKEN' 'after all' 'did not stop the VM')
+  report "$name" "$why"
+}
+expect_vm_fault port-refused 'VM fault: the guest wrote to port 0x80 .*which it does not own' \
+  --guest "$b/tests/badport.elf"
+expect_vm_fault icr-refused \
+  "VM fault: the guest wrote .* interrupt command register \(GPA 0xfee00300\).*" \
+  --guest "$b/tests/icr.elf"
+expect_vm_fault triple-fault 'VM fault: the guest shut down its CPU \(SHUTDOWN.*' \
+  --guest "$b/tests/triplefault.elf"
+expect_vm_fault unknown-instruction \
+  'VM fault: the guest accessed device GPA 0xfee00080 with an instruction hvbook cannot emulate .*bytes at guest pc: 83 05 80 00 e0 fe.*' \
+  --guest "$b/tests/apicadd.elf"
+
+# A guest that spins with interrupts off is stopped by the time budget,
+# with a report and status 1, long before run.sh's own timeout (124).
+run budget --guest "$b/tests/spin.elf" --budget 2
+why=""
+[ "$status" = 1 ] || why="run.sh exited $status, expected 1"
+[ -n "$why" ] || why=$(in_order "$out/budget.log" 'Entering VM run loop\.\.\.' \
+  'VM stopped: the guest did not shut down within its time budget of 2 s \(guest pc 0x[0-9a-f]+\)' \
+  'VM exits by reason:' 'hvbook: stopping with a failure status\.')
+[ -n "$why" ] || why=$(absent "$out/budget.log" 'Hypervisor ok!' 'Shutdown vm normally!')
+report budget-spent "$why"
