@@ -64,13 +64,15 @@ the instruction. Stage 2 still applies.
 ## What happens in this file, in order
 
 1. Accessors for system registers, and how to read an exception syndrome.
-2. The machine below us: PSCI to power off, the PL011 console, a barrier.
+2. The machine below us: PSCI to power off, the PL011 console, a barrier,
+   and the caches.
 3. Stage 2: its tables and 16 MiB of guest RAM.
 4. The interrupt controller: setting up the physical GICv3 at EL2.
-5. The virtual CPU: its registers, `HCR_EL2`, and the state it starts in.
+5. The virtual CPU: its registers, what `HCR_EL2` and `MDCR_EL2` trap, the
+   hypervisor's own timer, and the state the guest starts in.
 6. The run loop, and one handler per kind of VM exit: hypercalls (PSCI),
    stage-2 faults (pass-through and device emulation), the timer interrupt,
-   and everything else.
+   trapped system registers, and everything else.
 7. `hv_main`, which ties it together.
 */
 #include "common.h"
@@ -284,8 +286,10 @@ static u64 current_el(void)
 `power_off` is the second function of the `common.h` contract. QEMU's PSCI
 `SYSTEM_OFF` always exits QEMU with status 0, whatever we meant: PSCI has no
 way to say "off, with a failure". So on Arm the *output* carries the verdict,
-which is what `run.sh` reads: `Hypervisor ok!` is printed only after a real
-guest shutdown, and a failure never prints it. (QEMU's semihosting could
+which is what `run.sh` reads: only after a real guest shutdown does
+`print_success` print `Hypervisor ok!` and the verdict line with this run's
+secret token (`common.h`), and `run.sh` believes nothing else. A guest can
+print `Hypervisor ok!` too, but not a token it has never seen. (QEMU's semihosting could
 report an exit status, but it would also give a guest at EL1 a door to the
 host's files, so it stays off.)
 */
@@ -583,7 +587,8 @@ static u64 s2_root_entries; /* how many entries of it the IPA space uses */
 
 `s2_setup` reads the CPU's physical address size, picks the IPA size as in
 the table above, allocates the (empty) root table, two pages aligned to
-their size when the space is 40 bits, and writes the two registers. Nothing is translated yet: stage 2 applies only
+their size when the space is 40 bits, and writes the two registers. Nothing
+is translated yet: stage 2 applies only
 once `HCR_EL2.VM` is set (section 5), and only to EL1 and EL0. But from now
 on the VMID is the guest's, so the TLB maintenance in `s2_map` below is aimed
 at the right VM from the first mapping. `VTTBR_EL2` (Arm ARM, register
@@ -649,8 +654,9 @@ static void s2_flush_ipa(u64 ipa)
 /*
 `s2_map` maps one block or page of `size` bytes (2 MiB or 4 KiB) at `ipa` to
 the physical memory at `pa`. It walks down from the level-1 root, whose
-index may have a bit or two more than the 9 of the other levels (the
-concatenated tables), creating any missing level-2 or level-3 table on the way, until it reaches the level whose
+index may have a bit more than the 9 of the other levels (the concatenated
+tables), creating any missing level-2 or level-3 table on the way, until it
+reaches the level whose
 entries map `size` bytes: level 2 for 2 MiB, level 3 for 4 KiB. An existing
 block or page in the way would mean two mappings overlap, a bug, so it
 panics instead of quietly overwriting.
@@ -1470,6 +1476,10 @@ went wrong: hvbook's guest calls it when its own self-check fails, and
 Linux, booted with `panic=-1`, calls it when it panics. `SYSTEM_OFF` carries
 no status, so a guest that wants to report a failure has no other way to
 say so, and a run that ends in a restart request cannot be a pass.
+
+`CPU_SUSPEND`, which DEN0022 also makes mandatory, is not offered yet:
+`PSCI_FEATURES` says so, and a kernel then idles with `WFI` instead (see the
+exercises).
 
 An MPIDR names a CPU by its *affinity* fields (`Aff3` in bits 39..32,
 `Aff2..Aff0` in bits 23..0; DEN0022, "AFFINITY_INFO" and the MPIDR format);
