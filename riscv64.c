@@ -55,7 +55,9 @@ address in the instruction. The G-stage still applies.
 3. The G-stage page table: building it, and 16 MiB of guest RAM.
 4. The virtual CPU: its registers, and the CSRs that shape the VM.
 5. The run loop, and one handler per kind of VM exit: SBI calls from the
-   guest, timer interrupts, G-stage faults, and everything else.
+   guest, the one timer shared by the guest and the hypervisor's own time
+   budget, G-stage faults, the guest's own exceptions (passed on to it),
+   and everything else.
 6. `hv_main`, which ties it together.
 */
 #include "common.h"
@@ -283,13 +285,15 @@ void io_barrier(void)
 
 /* `time_us`, the clock of the contract: the `time` CSR counts at the
    platform's timebase frequency, which the device tree gives in
-   /cpus/timebase-frequency and which is 10 MHz on QEMU's virt machine, so
-   ten ticks make a microsecond. (OpenSBI lets S-mode read `time` directly.) */
-#define TIMEBASE_PER_US 10
+   /cpus/timebase-frequency and which is 10 MHz on QEMU's virt machine
+   (`RISCV_ACLINT_DEFAULT_TIMEBASE_FREQ` in QEMU), so ten ticks make a
+   microsecond. (OpenSBI lets S-mode read `time` directly.) The guest's time
+   budget in section 5 is counted in the same ticks. */
+#define TIMEBASE_HZ 10000000UL
 
 u64 time_us(void)
 {
-    return csr_read(time) / TIMEBASE_PER_US;
+    return csr_read(time) / (TIMEBASE_HZ / 1000000);
 }
 
 /*
@@ -510,12 +514,13 @@ straight to the guest's VS-mode trap vector, with no VM exit at all:
 That is `GUEST_EXCEPTIONS` from section 1. Not delegated, and so VM exits:
 ecall from VS-mode (the guest calling SBI), the guest-page faults of the
 G-stage (20, 21, 23), and virtual-instruction exceptions (22); the hardware
-will not let `hedeleg` delegate those (bits 20..23 are read-only zero).
+will not let `hedeleg` delegate those (bits 10 and 20..23 are read-only
+zero).
 
 Every one of the guest's own exceptions is delegated, because a bit left
-out turns that exception into a VM exit the guest never asked for: with
-bits 1 and 4..7 clear, a guest's misaligned atomic operation used to stop
-the whole VM, where bare hardware hands it to the guest's handler. On this
+out turns that exception into a VM exit the guest never asked for: without
+bits 4 and 6, a guest's misaligned atomic operation would come to hvbook,
+where bare hardware hands it to the guest's own handler. On this
 machine some of these traps take a detour: OpenSBI's `medeleg` keeps
 misaligned addresses, access faults and illegal instructions in M-mode,
 where the firmware emulates what it can and passes the rest down to the
@@ -767,10 +772,9 @@ for a more privileged mode is always enabled (3.1.6.1), and HS-mode is more
 privileged than anything at V=1. And `wfi` wakes for any pending enabled
 interrupt, whatever the global enable bits say (3.3.3).
 
-The `time` CSR of QEMU's virt machine counts at 10 MHz: the device tree's
-`/cpus/timebase-frequency`, `RISCV_ACLINT_DEFAULT_TIMEBASE_FREQ` in QEMU.
+Deadlines are in ticks of the `time` CSR, `TIMEBASE_HZ` per second (section
+2); `TIME_NEVER`, the largest, is a deadline that never comes.
 */
-#define TIMEBASE_HZ 10000000UL
 #define TIME_NEVER (~0UL)
 
 static u64 guest_deadline = TIME_NEVER;
