@@ -597,7 +597,7 @@ fields hvbook uses have names here; the rest are reserved and stay zero.
 | 0x090 | `NP_ENABLE` | bit 0: nested paging on |
 | 0x0A8 | `EVENTINJ` | an exception to inject on the next `VMRUN` |
 | 0x0B0 | `N_CR3` | the nested tables' PML4 |
-| 0x0C0 | `VMCB_CLEAN` | 0: nothing cached, the CPU reloads every field |
+| 0x0C0 | `VMCB_CLEAN` | 0: nothing cached, the CPU reloads every field (15.15 "VMCB State Caching") |
 | 0x400 .. 0x49F | `ES`, `CS`, `SS`, `DS`, `FS`, `GS`, `GDTR`, `LDTR`, `IDTR`, `TR` | selector, attributes, limit, base |
 | 0x4CB | `CPL` | the guest's ring |
 | 0x4D0 | `EFER` | the guest's (with `SVME`, which `VMRUN` insists on) |
@@ -687,15 +687,15 @@ section that explains it):
 
 | vector, bit | intercept | why |
 |---|---|---|
-| 3, 0 | `INTR` | physical interrupts are the hypervisor's: its timer ends the guest's turn (15.21.2) |
+| 3, 0 | `INTR` | physical interrupts are the hypervisor's: its timer ends the guest's turn (15.13 "Interrupt Intercepts") |
 | 3, 18 | `CPUID` | the guest is told the truth about its CPU, minus SVM: no nested virtualization (15.9) |
 | 3, 24 | `HLT` | a halted guest waits for *its* timer, through the hypervisor (15.9) |
 | 3, 26 | `INVLPGA` | an SVM instruction: the guest has no SVM, so it gets `#UD` |
 | 3, 27 | `IOIO_PROT` | port I/O, through an I/O permission map that passes **nothing** (15.10) |
 | 3, 28 | `MSR_PROT` | MSRs, through an MSR permission map: `EFER`, the APIC base and anything else that would reach the host's state (15.11) |
-| 3, 31 | `SHUTDOWN` | a triple fault would reset the whole machine; it stops the VM instead (15.12) |
+| 3, 31 | `SHUTDOWN` | a triple fault would reset the whole machine; it stops the VM instead (15.14.3 "Shutdown Intercept") |
 | 4, 0 | `VMRUN` | required: `VMRUN` fails without it (15.5.1) |
-| 4, 1 | `VMMCALL` | the guest's hypercall (15.9) |
+| 4, 1 | `VMMCALL` | the guest's hypercall (15.18 "VMMCALL Instruction") |
 | 4, 2..6 | `VMLOAD`, `VMSAVE`, `STGI`, `CLGI`, `SKINIT` | SVM instructions: `#UD` for the guest, as on a CPU without SVM |
 
 No exception is intercepted: the guest's page faults, breakpoints and
@@ -1984,7 +1984,7 @@ static void vcpu_run(void)
             exit_counts[EXIT_SVM_INSTRUCTION]++;
             inject_exception(VECTOR_UD, false);
             break;
-        case VMEXIT_SHUTDOWN:
+        case VMEXIT_SHUTDOWN: // the VMCB's guest state is undefined now (15.14.3)
             exit_counts[EXIT_UNEXPECTED]++;
             vm_fault("the guest shut down its CPU (SHUTDOWN: a triple fault, an exception "
                      "it could not deliver)");
@@ -2018,6 +2018,15 @@ struct trap_frame {
     u64 vector, error, rip, cs, rflags, rsp, ss;
 };
 
+static const char *const exception_names[32] = {
+    "#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
+    "#BR bound range", "#UD invalid opcode", "#NM device not available",
+    "#DF double fault", "coprocessor segment overrun", "#TS invalid TSS",
+    "#NP segment not present", "#SS stack fault", "#GP general protection",
+    "#PF page fault", "reserved", "#MF x87 floating point", "#AC alignment check",
+    "#MC machine check", "#XF SIMD floating point", "reserved", "#CP control protection",
+};
+
 void hv_trap(struct trap_frame *f)
 {
     static bool reporting;
@@ -2033,8 +2042,10 @@ void hv_trap(struct trap_frame *f)
     reporting = true;
     u64 cr2;
     __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-    printf("\nhvbook: %s %lu in the hypervisor itself\n",
-           f->vector < 32 ? "exception" : "unexpected interrupt", f->vector);
+    const char *name = f->vector < 32 ? exception_names[f->vector] : NULL;
+    printf("\nhvbook: %s %lu (%s) in the hypervisor itself\n",
+           f->vector < 32 ? "exception" : "unexpected interrupt", f->vector,
+           name ? name : f->vector < 32 ? "reserved" : "no device of hvbook's sends it");
     printf("  error 0x%lx  rip 0x%lx  cs 0x%lx  rflags 0x%lx  rsp 0x%lx  cr2 0x%lx\n",
            f->error, f->rip, f->cs, f->rflags, f->rsp, cr2);
     printf("  rax %016lx  rbx %016lx  rcx %016lx  rdx %016lx\n", f->rax, f->rbx, f->rcx, f->rdx);
