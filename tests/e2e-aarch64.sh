@@ -125,11 +125,16 @@ report timer-withdrawn-when-disabled "$why"
 
 # --- Guest RAM cleaned to the Point of Coherency (item 12) -----------------
 # QEMU keeps no caches, so no run can tell; the instructions must be there.
-dis=$("${CROSS_aarch64:-aarch64-linux-gnu-}objdump" -d "$b/hvbook.elf" 2>/dev/null)
+objdump=""
+for pfx in ${CROSS_aarch64:-} aarch64-linux-gnu- aarch64-none-elf- aarch64-elf-; do
+  command -v "${pfx}objdump" >/dev/null && { objdump=${pfx}objdump; break; }
+done
+dis=$([ -n "$objdump" ] && "$objdump" -d "$b/hvbook.elf" 2>/dev/null)
 fn=$(printf '%s\n' "$dis" | awk '/<dcache_clean_inval_poc>:/ {on = 1; next} on && /^$/ {exit} on')
 [ -n "$fn" ] || fn=$(printf '%s\n' "$dis" | awk '/<hv_main>:/ {on = 1; next} on && /^$/ {exit} on')
 why=""
-printf '%s\n' "$fn" | grep -qE $'\tdc\tcivac' || why="no dc civac in dcache_clean_inval_poc or hv_main"
+[ -n "$objdump" ] || why="no objdump for aarch64 found"
+[ -n "$why" ] || printf '%s\n' "$fn" | grep -qE $'\tdc\tcivac' || why="no dc civac in dcache_clean_inval_poc or hv_main"
 [ -n "$why" ] || printf '%s\n' "$fn" | grep -qE $'\tdsb\tsy' || why="no dsb sy after the clean"
 report "guest-ram-cleaned-to-poc (disassembly; QEMU cannot show it)" "$why"
 
