@@ -163,6 +163,15 @@ takes its rules from SFENCE.VMA's (4.2.1), and one of them matters here: a
 fence for one address covers only the *leaf* entry that maps it, not the
 tables on the way down, so a change that created a new table needs the
 full fence.
+
+QEMU flushes all its cached translations on any HFENCE, so no run can show
+the difference; the machine code can. Debian 12's objdump does not decode
+the H extension and prints the words. `0x62000073` is `hfence.gvma x0, x0`;
+the per-address fence in `gstage_map` reads `0x62098073` in one build:
+`rs1` (bits 19..15) is 19, the register `s3`, which holds the address, and
+`rs2` (bits 24..20) is 0, `x0`. `tests/e2e-riscv64.sh` decodes every
+HFENCE.GVMA in `hvbook.elf` and checks that each names `x0` as `rs2` and
+that the full fence is there.
 */
 #define hfence_gvma_all() __asm__ volatile(".insn r 0x73, 0, 0x31, x0, x0, x0" ::: "memory")
 #define hfence_gvma_gpa(gpa)                                                  \
@@ -691,7 +700,7 @@ with it `stval` (the faulting address or instruction), `htval` (for a
 guest-page fault, the guest-physical address shifted right by 2) and
 `htinst` (a transformed form of the trapping instruction, or 0). The
 hardware writes all four on *every* trap, zero where it has nothing to say
-(8.2.11, 8.2.12), so they describe the latest exit and nothing older. The
+(the descriptions of `htval` and `htinst` in 8.2), so they describe the latest exit and nothing older. The
 run loop copies them into `vmexit` the moment the guest has left, and every
 handler and every report reads that copy. A report can then print only
 values from the exit it reports, whatever the hypervisor did in between.
@@ -741,13 +750,13 @@ never run again: Popek and Goldberg's *resource control* says it must get
 the CPU back whatever the guest does. So hvbook gives the guest a time
 budget (`boot_args.budget_s`, in seconds, from `run.sh --budget`; 0 means no
 limit), counted from the guest's first instruction, and keeps two
-deadlines, in ticks of the `time` CSR:
+deadlines:
 
     guest_deadline   what the guest last asked for with set_timer (or never)
     budget_deadline  when the guest's budget runs out (or never)
 
 and always arms the **earlier** of the two. When the timer fires, the
-exit handler looks at the clock:
+exit handler looks at the clock to see whose deadline it was:
 
     guest: set_timer(t)  -> VM exit (ecall)
       hvbook: guest_deadline = t; clear hvip.VSTIP (the guest's old
@@ -834,8 +843,8 @@ any of the guest's own exceptions that firmware forwarded to HS-mode. On
 bare hardware the guest kernel takes these itself, and a kernel that
 installed a handler expects to handle them. The rule of the house is that
 they go on to the guest, not to a VM fault: hvbook *injects* them, doing by
-hand what the hardware does when it delivers a trap to VS-mode (8.6.4,
-which follows the S-mode trap entry of 4.1):
+hand what the hardware does when it delivers a trap to VS-mode (8.6,
+"Trap Entry", which follows the trap entry of an ordinary S-mode, 4.1.1):
 
 | the hardware sets | to |
 |---|---|
