@@ -698,6 +698,12 @@ section that explains it):
 | 4, 1 | `VMMCALL` | the guest's hypercall (15.18 "VMMCALL Instruction") |
 | 4, 2..6 | `VMLOAD`, `VMSAVE`, `STGI`, `CLGI`, `SKINIT` | SVM instructions: `#UD` for the guest, as on a CPU without SVM |
 
+One crack remains, and it is worth knowing: because the guest's `EFER.SVME`
+must be set, the CPU checks an SVM instruction's operand before it looks at
+the intercept, so a `VMLOAD` or `VMSAVE` with an unaligned address in `RAX`
+raises `#GP` where a CPU without SVM would raise `#UD`. A guest that goes
+looking can tell.
+
 No exception is intercepted: the guest's page faults, breakpoints and
 divide errors are its own, delivered through its own IDT as on bare metal.
 Nested page faults (`NPF`, 15.25.6) need no intercept bit: with nested

@@ -23,6 +23,16 @@ why=""
   'putchar vmmcall answered 0' 'Guest: power-off port' 'Hypervisor ok!')
 report bad-hypercall-answered "$why"
 
+# What a bare CPU without SVM would do, the guest sees: #GP for an MSR
+# nobody has, #UD for an SVM instruction, no SVM in CPUID; and its own IDT
+# handles the exceptions, with no VM fault.
+run exceptions --guest "$b/tests/exceptions.elf"
+why=""
+[ "$status" = 0 ] || why="run.sh exited $status"
+[ -n "$why" ] || why=$(in_order "$out/exceptions.log" 'unknown MSR: #GP delivered to the guest' \
+  'VMLOAD: #UD delivered to the guest' 'CPUID hides SVM' 'Hypervisor ok!')
+report guest-exceptions "$why"
+
 # expect_vm_fault NAME ERE ARGS...: the guest starts, then a VM-fault report
 # matching ERE with the guest's pc, exit status 1, and no success lines.
 expect_vm_fault() {
