@@ -117,14 +117,19 @@ fi
 # this. HFENCE.GVMA is funct7 0110001, rs1, rs2, funct3 0, opcode SYSTEM:
 # word & 0xFE007FFF == 0x62000073. hvbook has one VMID and uses x0 (all
 # VMIDs) for rs2 everywhere; after hgatp and after new tables rs1 is x0 too.
-fences=$(riscv64-linux-gnu-objdump -d "$b/hvbook.elf" 2>/dev/null |
+objdump=""
+for pfx in ${CROSS_riscv64:-} riscv64-linux-gnu- riscv64-unknown-elf- riscv64-elf-; do
+  command -v "${pfx}objdump" >/dev/null && { objdump=${pfx}objdump; break; }
+done
+fences=$([ -n "$objdump" ] && "$objdump" -d "$b/hvbook.elf" 2>/dev/null |
   awk -F'\t' 'NF >= 3 { w = $2; gsub(/ /, "", w); if (length(w) == 8) print w }' |
   while read -r w; do
     v=$((16#$w))
     [ $((v & 0xFE007FFF)) = $((0x62000073)) ] && echo "$(( (v >> 15) & 31 )),$(( (v >> 20) & 31 ))"
   done | sort | uniq -c | tr -s ' ' | tr '\n' ';')
 why=""
-[ -n "$fences" ] || why="no HFENCE.GVMA found in $b/hvbook.elf"
+[ -n "$objdump" ] || why="no objdump for riscv64 found"
+[ -n "$why" ] || [ -n "$fences" ] || why="no HFENCE.GVMA found in $b/hvbook.elf"
 [ -n "$why" ] || ! echo "$fences" | grep -q ',[1-9][0-9]*;' || why="an HFENCE.GVMA names a register, not x0, as its VMID (rs1,rs2 counts: $fences)"
 [ -n "$why" ] || echo "$fences" | grep -q ' 0,0;' || why="no HFENCE.GVMA x0, x0 (rs1,rs2 counts: $fences)"
 report "hfence-gvma-x0 (rs1,rs2 counts:$fences)" "$why"
