@@ -1504,11 +1504,14 @@ static void handle_msr(void)
 A guest halts when it has nothing to do until its next interrupt. Letting it
 halt the real CPU would be harmless here (the hypervisor's interrupts still
 end its turn), but it would be an exit we could not count or bound, so
-`HLT` is intercepted: we move `RIP` past the 1-byte instruction and wait
-ourselves, halting the real CPU until the hypervisor's timer fires, until
-the virtual interrupt we injected can be taken. A guest that halts with its
-interrupts off, or with no timer armed, would sleep forever on bare metal;
-here it sleeps until its time budget is spent.
+`HLT` is intercepted: we move `RIP` past the 1-byte instruction and do the
+waiting ourselves, halting the real CPU (`STI; HLT` wakes on the next
+interrupt, with no window to miss it in between: `STI` takes effect one
+instruction late) and handling each tick of the hypervisor's timer, until
+an interrupt we injected is pending and the guest can take it. A guest that
+halts with its interrupts off, or with no timer armed, would sleep forever
+on bare metal; here it sleeps until its time budget is spent. The ticks
+that end a wait are no exits of their own: the table counts the `HLT`.
 */
 #define HLT_LENGTH 1
 

@@ -33,6 +33,15 @@ why=""
   'VMLOAD: #UD delivered to the guest' 'CPUID hides SVM' 'Hypervisor ok!')
 report guest-exceptions "$why"
 
+# An idle guest halts until its timer: each HLT exit waits for the guest's
+# deadline and ends with the injected interrupt.
+run hlt --guest "$b/tests/hlt.elf"
+why=""
+[ "$status" = 0 ] || why="run.sh exited $status"
+[ -n "$why" ] || why=$(in_order "$out/hlt.log" 'HLT woken by 3 timer interrupts' \
+  '  HLT +[0-9]+' 'Hypervisor ok!')
+report hlt-wakes-on-timer "$why"
+
 # expect_vm_fault NAME ERE ARGS...: the guest starts, then a VM-fault report
 # matching ERE with the guest's pc, exit status 1, and no success lines.
 expect_vm_fault() {
