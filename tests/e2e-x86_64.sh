@@ -57,6 +57,9 @@ expect_vm_fault() {
 }
 expect_vm_fault port-refused 'VM fault: the guest wrote to port 0x80 .*which it does not own' \
   --guest "$b/tests/badport.elf"
+expect_vm_fault flash-write-refused \
+  'VM fault: the guest wrote to GPA 0xffc00000, in its flash, which is read-only' \
+  --guest "$b/tests/flashwrite.elf"
 expect_vm_fault icr-refused \
   "VM fault: the guest wrote .* interrupt command register \(GPA 0xfee00300\).*" \
   --guest "$b/tests/icr.elf"
