@@ -218,8 +218,10 @@ static bool timed_out(u64 start)
 `virtio_blk_probe` looks through the slots for a VirtIO block device. The
 order of the first three reads is the specification's (VirtIO 1.2,
 4.2.3.1.1): `MagicValue`, then `Version`, and only if both are valid,
-`DeviceID`. A device ID of 0 marks an empty slot, and the driver must not
-touch any other register of it.
+`DeviceID`. (Version 1, the legacy interface, counts as valid here: the
+driver will not drive such a device, but it reads its ID so that it can
+tell you a legacy disk is what it found.) A device ID of 0 marks an empty
+slot, and the driver must not touch any other register of it.
 
 Then it performs the initialisation sequence of VirtIO 1.2, 3.1.1, step by
 step: reset, ACKNOWLEDGE, DRIVER, feature negotiation, FEATURES_OK (read
@@ -334,14 +336,15 @@ const char *virtio_blk_probe(uintptr_t base, uintptr_t stride, int count)
     // The block device's configuration space starts with its capacity in
     // 512-byte sectors, a 64-bit value (VirtIO 1.2, 5.2.4): two halves,
     // read again until ConfigGeneration is the same before and after.
-    u32 gen;
     start = time_us();
-    do {
+    for (;;) {
+        u32 gen = reg_read(VIRTIO_MMIO_CONFIG_GEN);
+        capacity = reg_read(VIRTIO_MMIO_CONFIG) | (u64)reg_read(VIRTIO_MMIO_CONFIG + 4) << 32;
+        if (reg_read(VIRTIO_MMIO_CONFIG_GEN) == gen)
+            break;
         if (timed_out(start))
             return give_up("VirtIO: the block device's configuration never held still");
-        gen = reg_read(VIRTIO_MMIO_CONFIG_GEN);
-        capacity = reg_read(VIRTIO_MMIO_CONFIG) | (u64)reg_read(VIRTIO_MMIO_CONFIG + 4) << 32;
-    } while (reg_read(VIRTIO_MMIO_CONFIG_GEN) != gen);
+    }
 
     set_status(STATUS_DRIVER_OK);
     return NULL;
@@ -409,8 +412,8 @@ static int read_chunk(u64 sector, u32 count, void *buf)
     u64 start = time_us();
     while (vq.used.idx == last_used) {
         if (timed_out(start)) {
-            printf("VirtIO: the block device did not answer a read of sector %lu within %u s\n",
-                   sector, VIRTIO_TIMEOUT_US / 1000000);
+            printf("VirtIO: the block device did not answer a read of sector %lu within %u ms\n",
+                   sector, VIRTIO_TIMEOUT_US / 1000);
             give_up(NULL);
             return -1;
         }

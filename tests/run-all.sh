@@ -21,7 +21,7 @@ trap 'rm -f "$log"' EXIT
 
 section() { echo "== $*"; }
 {
-  section "host unit tests (fat.c, ELF loader)"
+  section "host unit tests (fat.c, virtio.c, the kit in common.c; the kept fuzz corpus)"
   if [ -x tests/unit/run.sh ]; then tests/unit/run.sh 2>&1; else echo "FAIL unit: tests/unit/run.sh is missing"; fi
   if [ -f tests/book-check.sh ]; then
     section "book: every source line woven exactly once"

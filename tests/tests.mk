@@ -33,3 +33,12 @@ test-guests: $(foreach a,$(ARCH),test-guests-$(a))
 .PHONY: bench
 bench:
 	@tests/bench.sh $(ARCH)
+
+# make fuzz: libFuzzer on fat.c and the ELF loader (clang; scripts/deps.sh
+# --fuzz installs it), each harness for FUZZ_SECONDS. What it finds stays in
+# build/fuzz/; tests/fuzz/fuzz.sh merge folds it into the kept corpus that
+# make test replays.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz:
+	@tests/fuzz/fuzz.sh run $(FUZZ_SECONDS)
