@@ -33,6 +33,15 @@ why=""
   'VMLOAD: #UD delivered to the guest' 'CPUID hides SVM' 'Hypervisor ok!')
 report guest-exceptions "$why"
 
+# The decoder in long mode, through the guest's own page tables: eleven
+# MOV forms on the flash and the APIC, each result checked by the guest.
+run decode --guest "$b/tests/decode.elf"
+why=""
+[ "$status" = 0 ] || why="run.sh exited $status"
+[ -n "$why" ] || why=$(in_order "$out/decode.log" 'decoder: all 11 MOV forms gave what the hardware gives' \
+  'Hypervisor ok!')
+report decoder-long-mode "$why"
+
 # An idle guest halts until its timer: each HLT exit waits for the guest's
 # deadline and ends with the injected interrupt.
 run hlt --guest "$b/tests/hlt.elf"
