@@ -13,6 +13,13 @@
 #                    (--timeout still applies)
 #   --log FILE       also write everything QEMU prints to FILE
 #   --qemu 'ARGS'    extra QEMU arguments, e.g. --qemu '-cpu rv64,h=false'
+#   --linux          aarch64: Debian 12's arm64 Linux kernel and a BusyBox
+#                    initramfs (fetched once by scripts/linux.sh) instead of
+#                    gkernel, with the console on your terminal and no time
+#                    limit unless --timeout is given. For now with --bare
+#                    only: hvbook itself cannot boot Linux yet.
+#   --kernel FILE    with --linux: this arm64 Image instead of Debian's
+#   --initrd FILE    with --linux: this initramfs instead of ours
 #   -h, --help       this text
 #
 # Exit status: 0 exactly when the guest shut down normally and the hypervisor
@@ -32,17 +39,21 @@ case "$arch" in
   *) echo "run.sh: unknown architecture '$arch' (riscv64, aarch64 or x86_64)" >&2; exit 2 ;;
 esac
 
-disk="" guest="" bare=0 timeout=60 budget=20 gdb=0 log="" extra=""
+disk="" guest="" bare=0 timeout=60 timeout_set=0 budget=20 gdb=0 log="" extra=""
+linux=0 lkernel="" linitrd=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --disk) disk=${2:?--disk needs a file}; shift 2 ;;
     --guest) guest=${2:?--guest needs a file}; shift 2 ;;
     --bare) bare=1; shift ;;
-    --timeout) timeout=${2:?--timeout needs seconds}; shift 2 ;;
+    --timeout) timeout=${2:?--timeout needs seconds}; timeout_set=1; shift 2 ;;
     --budget) budget=${2:?--budget needs seconds}; shift 2 ;;
     --gdb) gdb=1; shift ;;
     --log) log=${2:?--log needs a file}; shift 2 ;;
     --qemu) extra=${2?--qemu needs arguments}; shift 2 ;;
+    --linux) linux=1; shift ;;
+    --kernel) lkernel=${2:?--kernel needs a file}; shift 2 ;;
+    --initrd) linitrd=${2:?--initrd needs a file}; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "run.sh: unknown option '$1'" >&2; usage 2 ;;
   esac
@@ -50,13 +61,26 @@ done
 for n in "$timeout" "$budget"; do
   case "$n" in ''|*[!0-9]*) echo "run.sh: '$n' is not a number of seconds" >&2; exit 2 ;; esac
 done
+if [ "$linux" = 1 ]; then
+  [ "$arch" = aarch64 ] || { echo "run.sh: --linux is for aarch64" >&2; exit 2; }
+  if [ "$bare" = 0 ]; then
+    echo "run.sh: hvbook cannot boot Linux yet (it needs the device tree, Image loader" >&2
+    echo "  and GICv3 work of issue 10). --linux --bare boots the same kernel on QEMU alone." >&2
+    exit 2
+  fi
+  # A shell is interactive: no time limit unless one was asked for.
+  [ "$timeout_set" = 1 ] || timeout=0
+  disk=none # the kernel and initramfs come on QEMU's command line
+fi
 [ "$gdb" = 1 ] && gdb_opt=--gdb || gdb_opt=
 scripts/deps.sh "$arch" $gdb_opt
 
 b=build/$arch
-make --no-print-directory -s ARCH="$arch" >&2
-[ -n "$guest" ] || guest=$b/gkernel
-[ -f "$guest" ] || { echo "run.sh: no such guest file: $guest" >&2; exit 2; }
+if [ "$linux" = 0 ]; then
+  make --no-print-directory -s ARCH="$arch" >&2
+  [ -n "$guest" ] || guest=$b/gkernel
+  [ -f "$guest" ] || { echo "run.sh: no such guest file: $guest" >&2; exit 2; }
+fi
 
 # The machine each architecture runs on (see design.md, "Machines and memory
 # maps"): the QEMU program, its machine options with and without the
@@ -142,8 +166,26 @@ fi
 # run, that the hypervisor prints after a real guest shutdown. The guest never
 # sees the command line, so it cannot print the token to forge a pass.
 token=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-append=()
-if [ "$bare" = 1 ]; then
+append=() initrd_opt=() stdin=/dev/null
+if [ "$linux" = 1 ]; then
+  # Debian's kernel on the machine it was checked on (see scripts/linux.sh):
+  # pointer authentication with QEMU's cheap "impdef" algorithm, which is a
+  # speed setting, no SVE or SME, 128 MiB. panic=-1 resets on a panic, which
+  # -no-reboot turns into the end of the run.
+  if [ -z "$lkernel" ] || [ -z "$linitrd" ]; then
+    ldir=$(scripts/linux.sh)
+    [ -n "$lkernel" ] || lkernel=$ldir/Image
+    [ -n "$linitrd" ] || linitrd=$ldir/initrd.gz
+  fi
+  for f in "$lkernel" "$linitrd"; do
+    [ -f "$f" ] || { echo "run.sh: no such file: $f" >&2; exit 2; }
+  done
+  kernel=$lkernel
+  machine=(-M virt,gic-version=3 -cpu max,sve=off,sme=off,pauth-impdef=on -m 128M)
+  append=(-append "console=ttyAMA0 panic=-1")
+  initrd_opt=(-initrd "$linitrd")
+  stdin=/dev/stdin
+elif [ "$bare" = 1 ]; then
   kernel=$guest; machine=("${bare_machine[@]}")
 else
   kernel=$b/hvbook.elf
@@ -156,7 +198,7 @@ fi
 # (efi-virtio.rom) a fresh Debian does not have.
 # shellcheck disable=SC2206
 cmd=("$qemu" "${machine[@]}" -nographic -no-reboot -nic none -kernel "$kernel" "${append[@]}"
-     "${disk_opt[@]}" "${pflash_opt[@]}" $extra)
+     "${initrd_opt[@]}" "${disk_opt[@]}" "${pflash_opt[@]}" $extra)
 
 if [ "$gdb" = 1 ]; then
   cat >&2 <<EOF
@@ -185,7 +227,7 @@ fi
 # Run QEMU with a time limit, keeping what it prints, then decide.
 out=$work/qemu.log
 set +e
-timeout --foreground -k 5 "$timeout" "${cmd[@]}" </dev/null 2>&1 | tee "$out"
+timeout --foreground -k 5 "$timeout" "${cmd[@]}" <"$stdin" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
 [ -n "$log" ] && cp "$out" "$log"
@@ -193,6 +235,10 @@ set -e
 if [ "$status" = 124 ] || [ "$status" = 137 ]; then
   echo "run.sh: timed out after $timeout s" >&2
   exit 124
+fi
+if [ "$linux" = 1 ] && tr -d '\r' <"$out" | grep -q 'Kernel panic'; then
+  echo "run.sh: the Linux kernel panicked" >&2
+  exit 1
 fi
 # x86_64 powers off through isa-debug-exit, which cannot end QEMU with status
 # 0: writing v makes it (v << 1) | 1. The guest and hvbook write 0 for

@@ -7,6 +7,7 @@
 #   scripts/deps.sh --book               pandoc, for the book
 #   scripts/deps.sh --gdb riscv64        ... and gdb-multiarch
 #   scripts/deps.sh --fuzz               clang and its libFuzzer runtime
+#   scripts/deps.sh --linux              cpio, to build the Linux initramfs
 #
 # On Debian and Ubuntu it installs what is missing with apt-get (through sudo
 # when not root), quietly: one line says what and why, and apt's own output
@@ -15,13 +16,14 @@
 set -eu
 
 args=("$@")
-want_test=0 want_book=0 want_gdb=0 want_fuzz=0 again=0 arches=()
+want_test=0 want_book=0 want_gdb=0 want_fuzz=0 want_linux=0 again=0 arches=()
 for a in "$@"; do
   case "$a" in
     --test) want_test=1 ;;
     --book) want_book=1 ;;
     --gdb) want_gdb=1 ;;
     --fuzz) want_fuzz=1 ;;
+    --linux) want_linux=1 ;;
     -*) echo "deps.sh: unknown option '$a'" >&2; exit 2 ;;
     *) arches+=("$a") ;;
   esac
@@ -71,6 +73,7 @@ if [ $want_test = 1 ]; then
   whys+=("for the tests")
 fi
 [ $want_book = 1 ] && { add pandoc pandoc pandoc pandoc pandoc; whys+=("for the book"); }
+[ $want_linux = 1 ] && { add cpio cpio cpio cpio cpio; whys+=("for the Linux initramfs"); }
 [ $want_gdb = 1 ] && { add gdb-multiarch gdb-multiarch gdb gdb gdb; whys+=("for gdb"); }
 if [ $want_fuzz = 1 ]; then
   add clang clang clang clang llvm
