@@ -285,18 +285,20 @@ a program:
   Header" in the System V gABI). A zero there is "invalid version": whatever
   wrote the file was not following this format, so nothing else in it can
   be trusted either.
-- **The entry point is code the file provides.** It must fall inside the
-  file bytes of a `PT_LOAD` segment whose flags include `PF_X` (execute). An
-  entry point in the data, in the zero-filled tail, or between segments
-  would start the guest on bytes that were never meant to run; bare
-  hardware would run them all the same, so the loader is the last place to
-  notice.
-- **Segments do not overlap.** The gABI asks for loadable segments "sorted
-  on `p_vaddr`" and a linker never lays two of them over each other. If a
-  file did, the later copy would silently overwrite part of the earlier one,
-  and which bytes the guest ran would depend on the order of the headers.
-  Checking every pair is quadratic, so the loader also refuses more than
-  `ELF_MAX_LOADS` loadable segments: a kernel has two or three.
+- **The entry point is code the file provides.** The gABI defines
+  `e_entry` as the address where the system first hands control to the
+  program, so it must fall inside the file bytes of a `PT_LOAD` segment
+  whose flags include `PF_X` (execute); like `p_paddr`, it is taken as a
+  physical address. An entry point in the data, in the zero-filled tail, or
+  between segments would start the guest on bytes that were never meant to
+  run; bare hardware would run them all the same, so the loader is the last
+  place to notice.
+- **Segments do not overlap.** The gABI has loadable segments listed in
+  ascending address order, and a linker never lays two of them over each
+  other. If a file did, the later copy would silently overwrite part of the
+  earlier one, and which bytes the guest ran would depend on the order of
+  the headers. Checking every pair is quadratic, so the loader also refuses
+  more than `ELF_MAX_LOADS` loadable segments: a kernel has two or three.
 */
 struct elf64_ehdr {
     u8 e_ident[16];
