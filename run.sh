@@ -245,9 +245,12 @@ fi
 # success and 1 for failure, so 1 means success and 3 failure. QEMU also exits
 # with 1 when it cannot start at all, but then it says why on a line that
 # starts with "qemu-system-x86_64: " or "qemu: ", which keeps the run a failure.
+# Status 0 means QEMU stopped without that port being written: a triple fault
+# under -no-reboot ends that way, so on x86 it is a failure.
 qemu_status=$status
 if [ "$arch" = x86_64 ]; then
   case "$status" in
+    0) status=1 ;;
     1) tr -d '\r' <"$out" | grep -E "^(qemu|$qemu): " | grep -v -q -E "^[^:]*: warning:" ||
          status=0 ;;
     3) status=1 ;;

@@ -74,6 +74,13 @@ expect_vm_fault icr-refused \
   --guest "$b/tests/icr.elf"
 expect_vm_fault triple-fault 'VM fault: the guest shut down its CPU \(SHUTDOWN.*' \
   --guest "$b/tests/triplefault.elf"
+# The same guest bare: QEMU's -no-reboot turns the triple fault into an exit
+# with status 0 and no power-off port written, which must not count as a pass.
+run triple-fault-bare --bare --guest "$b/tests/triplefault.elf"
+why=""
+[ "$status" = 1 ] || why="run.sh --bare exited $status, expected 1"
+[ -n "$why" ] || why=$(absent "$out/triple-fault-bare.log" 'the triple fault did not stop')
+report triple-fault-bare "$why"
 expect_vm_fault unknown-instruction \
   'VM fault: the guest accessed device GPA 0xfee00080 with an instruction hvbook cannot emulate .*bytes at guest pc: 83 05 80 00 e0 fe.*' \
   --guest "$b/tests/apicadd.elf"
