@@ -20,7 +20,7 @@ This header is the seam between them. Read it as two lists: what every
 platform gives the kernel (the functions named `plat_*`, and `ctx_switch`), and
 what the kernel gives back to the platform (`kernel_main`, `kernel_timer_tick`,
 `kprintf`). The kernel contains no `#ifdef` for an architecture; everything
-that differs between RISC-V and Arm is behind one of these names.
+that differs between RISC-V, Arm and x86-64 is behind one of these names.
 
 Like the hypervisor, the guest has no C library. It only uses the compiler's
 freestanding headers, which every C compiler ships even for bare metal.
@@ -40,8 +40,8 @@ freestanding headers, which every C compiler ships even for bare metal.
 `platform = ...`, and the physical address of the second flash bank
 (`pflash1`), which the device test reads. The guest does not parse the device
 tree: like firmware written for one board, it knows its board. These are the
-addresses of QEMU's `virt` machine, and hvbook promises the guest exactly that
-machine.
+addresses of QEMU's `virt` machine (RISC-V, Arm) and `microvm` machine
+(x86-64), and hvbook promises the guest exactly that machine.
 */
 extern const char plat_arch[];
 extern const char plat_name[];

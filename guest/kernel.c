@@ -526,11 +526,14 @@ static void multitask_test(void)
 QEMU's `virt` machines have two CFI flash banks. The second one, `pflash1`,
 holds an image we made for the test: 0xFF everywhere (erased flash) except the
 four bytes `pfld` at offset 0. A flash bank in its reset state ("read array"
-mode) reads like ROM, so one 32-bit load gets the magic. Both architectures are
-little-endian, so the bytes `p f l d` read as the number 0x646c6670.
+mode) reads like ROM, so one 32-bit load gets the magic. On x86-64 the flash is
+the 4 MiB firmware window just below 4 GiB, whose lowest bytes hold the same
+image. All three architectures are little-endian, so the bytes `p f l d` read
+as the number 0x646c6670.
 
 Under hvbook this load is the guest's first touch of a device outside its RAM:
-the hypervisor has to let it through to the real flash (and nothing else).
+the hypervisor lets it read the real flash (RISC-V, Arm) or answers it from
+the flash's bytes itself (x86-64), and refuses any write.
 */
 #define PFLASH_MAGIC 0x646c6670u /* "pfld", little-endian */
 
