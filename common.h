@@ -61,9 +61,12 @@ all four (and the host unit tests define them too, with the C library).
 backwards and does not wrap in any run we will see (2^64 microseconds is half
 a million years). Only differences between two readings mean anything.
 
-`power_off(true)` tells QEMU to exit with status 0, `power_off(false)` with a
-non-zero status, so that `run.sh` and the tests can tell a clean shutdown from a
-failure without parsing anything.
+`power_off(success)` ends the run. Where the machine lets software choose
+QEMU's exit status, it says which: RISC-V's test finisher and x86's
+`isa-debug-exit` device carry success or failure. Arm's PSCI `SYSTEM_OFF`
+cannot, and no exit status can stop a guest from *printing* what a successful
+run prints; so `run.sh` trusts only the verdict line with its secret token,
+described below.
 */
 void console_putchar(int c);
 _Noreturn void power_off(bool success);
