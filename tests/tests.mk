@@ -29,8 +29,22 @@ endef
 $(foreach a,$(ALL_ARCHES),$(eval $(call TEST_GUEST_RULES,$(a))))
 test-guests: $(foreach a,$(ARCH),test-guests-$(a))
 
-# make bench: figures, not verdicts (see tests/bench.sh).
-.PHONY: bench
+# make bench: figures, not verdicts (see tests/bench.sh). Its guests,
+# tests/bench/<arch>-<name>.S -> build/<arch>/bench/<name>.elf, are linked
+# where the real guest is linked, like the hostile guests above, but with
+# -N: one segment and no ELF header loaded below the entry point, where
+# OpenSBI lives, so that QEMU's own loader can start them bare too.
+define BENCH_GUEST_RULES
+$(B)/$(1)/bench/%.elf: tests/bench/$(1)-%.S Makefile tests/tests.mk
+	@mkdir -p $$(@D)
+	$$(CROSS_$(1))gcc $$(CFLAGS_$(1)) -nostdlib -static -no-pie -Wl,--build-id=none \
+	  -Wl,-Ttext=$$(GUEST_LOAD_$(1)) -Wl,-N -Wl,--no-warn-rwx-segments \
+	  -Wl,-z,noexecstack -o $$@ $$<
+bench-guests-$(1): $(patsubst tests/bench/$(1)-%.S,$(B)/$(1)/bench/%.elf,$(wildcard tests/bench/$(1)-*.S))
+endef
+$(foreach a,$(ALL_ARCHES),$(eval $(call BENCH_GUEST_RULES,$(a))))
+.PHONY: bench bench-guests $(foreach a,$(ALL_ARCHES),bench-guests-$(a))
+bench-guests: $(foreach a,$(ARCH),bench-guests-$(a))
 bench:
 	@tests/bench.sh $(ARCH)
 
