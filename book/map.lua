@@ -25,11 +25,11 @@ function Pandoc(doc)
       if b.t == "Div" then
         local a = b.attributes
         if b.classes:includes("piece") then
-          map:write(a.kind, "\t", a.file, "\t", a.first, "\t", a.last, "\n")
-          if a.kind == "code" then
+          map:write(a["data-kind"], "\t", a["data-file"], "\t", a["data-first"], "\t", a["data-last"], "\n")
+          if a["data-kind"] == "code" then
             for _, c in ipairs(b.content) do
               if c.t == "CodeBlock" then
-                lst:write("@@ ", a.file, " ", a.first, " ", a.last, "\n", c.text, "\n")
+                lst:write("@@ ", a["data-file"], " ", a["data-first"], " ", a["data-last"], "\n", c.text, "\n")
               end
             end
           end

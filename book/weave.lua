@@ -19,9 +19,29 @@ A source file is cut into pieces:
   blank  blank lines at either end of a code run, which are not shown.
 
 Every piece leaves an invisible marker in the document (a Div with class
-"piece" and attributes kind, file, first, last; a listing carries them itself),
-so book/map.lua can later list, from the finished document, which lines of which
-file the book shows. tests/book-check.sh checks that list against the sources.
+"piece" and attributes data-kind, data-file, data-first, data-last; a listing
+carries them itself), so book/map.lua can later list, from the finished
+document, which lines of which file the book shows. tests/book-check.sh checks
+that list against the sources; book/page.lua drops the empty markers from the
+HTML and the EPUB.
+
+A listing's code block is named after its file and first line
+("riscv64-c-120"), its lines after their own numbers ("riscv64-c-120-125"), so
+an anchor does not move when another part of the book changes; its label links
+to it. Listings are highlighted as C, as GNU assembler for their architecture
+(book/syntax/*.xml), or not at all (linker scripts).
+
+Prose is Markdown without raw HTML or TeX: "ICH_LR<n>_EL2" in a comment is
+text, not an element. Inline code that a comment breaks over two lines loses
+the indentation of the second line.
+
+Chapters are numbered (1, 2, ...) and so are their sections (5.1, 5.2, ...),
+by the weaver, for the HTML pages and the EPUB alike; deeper headings are not.
+A source file may number its own sections by hand ("## 3. Stage 2"): the
+weaver drops that number and turns the chapter's "section 3" into a link to
+the section, with the book's number ("section 7.3"). The first heading of
+each chapter carries data-page, the name of the chapter's HTML page: the name
+of the chapter's first file, without directory or extension.
 
 A source file that does not exist is skipped with a note on stderr, and a
 chapter whose source files are all missing is left out: the Arm chapter can be
@@ -48,10 +68,40 @@ end
 
 local function is_blank(l) return l:match("^%s*$") ~= nil end
 
-local LANG = { c = "c", h = "c", S = "gnuassembler", s = "gnuassembler", ld = "c" }
+-- The class of a listing: a skylighting syntax, or one pandoc does not know
+-- (then the listing is not highlighted).
+local function lang_of(file)
+  local ext = file:match("%.([^./]+)$") or ""
+  if ext == "c" or ext == "h" then return "c" end
+  if ext == "S" or ext == "s" then
+    for _, arch in ipairs({ "riscv64", "aarch64", "x86_64" }) do
+      if file:find(arch, 1, true) then return "gas" .. arch:gsub("_", "") end
+    end
+  end
+  if ext == "ld" then return "linkerscript" end
+  return "plaintext"
+end
 
+local function slug(s) return (s:gsub("[^%w]", "-")) end
+
+-- Inline code a line break ran through: pandoc keeps the next line's
+-- indentation as spaces. A span whose text is not in the source as it
+-- stands was broken over lines; squeeze its runs of spaces to one.
+local function fix_code_spans(blocks, text)
+  local function code(c)
+    if c.text:find("  ", 1, true) and not text:find(c.text, 1, true) then
+      c.text = c.text:gsub("  +", " ")
+      return c
+    end
+  end
+  local out = {}
+  for _, b in ipairs(blocks) do out[#out + 1] = pandoc.walk_block(b, { Code = code }) end
+  return out
+end
+
+local READER = "markdown-raw_html-raw_tex-raw_attribute"
 local function markdown(text)
-  return pandoc.read(text, "markdown").blocks
+  return fix_code_spans(pandoc.read(text, READER).blocks, text)
 end
 
 -- The Markdown inside a prose comment spanning lines[a..b].
@@ -82,17 +132,21 @@ local function prose_text(lines, a, b)
   return table.concat(body, "\n")
 end
 
+local function piece_attrs(kind, file, a, b)
+  return { ["data-kind"] = kind, ["data-file"] = file,
+           ["data-first"] = tostring(a), ["data-last"] = tostring(b) }
+end
+
 local function marker(kind, file, a, b)
-  return pandoc.Div({}, pandoc.Attr("", { "piece" },
-    { kind = kind, file = file, first = tostring(a), last = tostring(b) }))
+  return pandoc.Div({}, pandoc.Attr("", { "piece" }, piece_attrs(kind, file, a, b)))
 end
 
 -- Cut one source file into pieces; append their blocks to `out`. The file's
 -- highest heading gets level `top`: 1 if the file opens its chapter, else 2.
-local function weave_file(file, out, top)
+local function weave_file(file, out, top, hand)
   local lines = split_lines(read_file(file))
   local n = #lines
-  local ext = file:match("%.([^./]+)$") or ""
+  local lang = lang_of(file)
   local blocks, headers = {}, {}
 
   local function code(a, b) -- lines a..b, not part of any prose piece
@@ -101,13 +155,16 @@ local function weave_file(file, out, top)
     if a > b then return end
     local text = table.concat(lines, "\n", a, b)
     local range = a == b and tostring(a) or (a .. "–" .. b)
+    local id = slug(file) .. "-" .. a
+    local classes = { "piece", "listing" }
+    if b - a < 3 then classes[#classes + 1] = "short" end
     blocks[#blocks + 1] = pandoc.Div({
-      pandoc.Div({ pandoc.Plain({ pandoc.Str(file .. ":" .. range) }) },
+      pandoc.Div({ pandoc.Plain({ pandoc.Link({ pandoc.Str(file .. ":" .. range) },
+                                              "#" .. id) }) },
                  pandoc.Attr("", { "label" })),
-      pandoc.CodeBlock(text, pandoc.Attr("", { LANG[ext] or "default", "numberLines" },
+      pandoc.CodeBlock(text, pandoc.Attr(id, { lang, "numberLines" },
                                          { startFrom = tostring(a) })),
-    }, pandoc.Attr("", { "piece", "listing" },
-                   { kind = "code", file = file, first = tostring(a), last = tostring(b) }))
+    }, pandoc.Attr("", classes, piece_attrs("code", file, a, b)))
   end
 
   local function code_run(a, b) -- code a..b with its blank ends marked
@@ -167,6 +224,18 @@ local function weave_file(file, out, top)
     if used[lvl] then rank[lvl] = math.min(r, 6); r = r + 1 end
   end
   for _, h in ipairs(headers) do h.level = rank[h.level] end
+  -- Sections numbered by hand ("## 3. Stage 2"): keep the number aside, for
+  -- the chapter's "section 3", and drop it from the title.
+  for _, h in ipairs(headers) do
+    local c = h.content
+    if h.level == 2 and #c >= 3 and c[1].t == "Str" and c[2].t == "Space" then
+      local n = c[1].text:match("^(%d+)%.$")
+      if n then
+        c:remove(1); c:remove(1)
+        hand[#hand + 1] = { n = n, header = h }
+      end
+    end
+  end
   local opening
   for _, b in ipairs(blocks) do
     if not (b.t == "Div" and #b.content == 0) then opening = b; break end
@@ -196,7 +265,7 @@ end
 
 function Reader(input, opts)
   local text = tostring(input)
-  local out, absent = {}, {}
+  local out, absent, chapters = {}, {}, {}
   for _, ch in ipairs(parse_chapters(text)) do
     local nsrc, present = 0, 0
     for _, item in ipairs(ch) do
@@ -207,7 +276,7 @@ function Reader(input, opts)
       end
     end
     if nsrc == 0 or present > 0 then
-      local opener = true
+      local opener, hand, first = true, {}, #out + 1
       for _, item in ipairs(ch) do
         if item:match("%.md$") then
           local md = read_file(BOOKDIR .. item)
@@ -215,10 +284,12 @@ function Reader(input, opts)
           for _, b in ipairs(markdown(md)) do out[#out + 1] = b end
           opener = false
         elseif read_file(item) then
-          weave_file(item, out, opener and 1 or 2)
+          weave_file(item, out, opener and 1 or 2, hand)
           opener = false
         end
       end
+      chapters[#chapters + 1] = { first = first, last = #out, hand = hand,
+                                  page = ch[1]:match("([^/]+)%.[^.]+$") }
     end
   end
 
@@ -226,10 +297,25 @@ function Reader(input, opts)
     io.stderr:write("weave: not written yet, left out: ", table.concat(absent, " "), "\n")
   end
 
-  -- Only chapters are numbered; sections keep the titles their authors gave.
+  -- Number chapters and their sections; pandoc is told to number nothing.
+  -- A heading keeps its number in a span, as pandoc's own numbering would.
+  local chap, sect, numbered = 0, 0, false
   for _, b in ipairs(out) do
-    if b.t == "Header" and b.level > 1 and not b.classes:includes("unnumbered") then
-      b.classes:insert("unnumbered")
+    if b.t == "Header" and b.level <= 2 then
+      local num
+      if b.level == 1 then
+        numbered = not b.classes:includes("unnumbered")
+        if numbered then chap = chap + 1; sect = 0; num = tostring(chap) end
+      elseif numbered and not b.classes:includes("unnumbered") then
+        sect = sect + 1
+        num = chap .. "." .. sect
+      end
+      if num then
+        b.attributes["data-number"] = num
+        b.content:insert(1, pandoc.Space())
+        b.content:insert(1, pandoc.Span({ pandoc.Str(num) },
+                                        pandoc.Attr("", { "header-section-number" })))
+      end
     end
   end
 
@@ -244,6 +330,52 @@ function Reader(input, opts)
       while seen[id] do id = base .. "-" .. k; k = k + 1 end
       seen[id] = true
       b.identifier = id
+    end
+  end
+
+  -- Each chapter: its page's name on its first heading, and its "section N"
+  -- (N as its source numbered it by hand) made a link.
+  for _, ch in ipairs(chapters) do
+    for i = ch.first, ch.last do
+      if out[i].t == "Header" and out[i].level == 1 then
+        out[i].attributes["data-page"] = ch.page
+        break
+      end
+    end
+    local by_n = {}
+    for _, h in ipairs(ch.hand) do by_n[h.n] = h.header end
+    if next(by_n) then
+      local function link_refs(inl)
+        local res, i = pandoc.List(), 1
+        while i <= #inl do
+          local a, b, c = inl[i], inl[i + 1], inl[i + 2]
+          local pre, word, n, rest
+          if a.t == "Str" then pre, word = a.text:match("^(%(?)([Ss]ection)$") end
+          if word and b and (b.t == "Space" or b.t == "SoftBreak")
+             and c and c.t == "Str" then
+            n, rest = c.text:match("^(%d+)(.*)$")
+          end
+          -- "section 3" is ours; "section 3.2" is some manual's.
+          local h = n and not rest:match("^%.%d") and by_n[n]
+          if h then
+            if pre ~= "" then res:insert(pandoc.Str(pre)) end
+            res:insert(pandoc.Link({ pandoc.Str(word), pandoc.Space(),
+                                     pandoc.Str(h.attributes["data-number"]) },
+                                   "#" .. h.identifier))
+            if rest ~= "" then res:insert(pandoc.Str(rest)) end
+            i = i + 3
+          else
+            res:insert(a)
+            i = i + 1
+          end
+        end
+        return res
+      end
+      for i = ch.first, ch.last do
+        if out[i].t ~= "Header" then
+          out[i] = pandoc.walk_block(out[i], { Inlines = link_refs })
+        end
+      end
     end
   end
   return pandoc.Pandoc(out)

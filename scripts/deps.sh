@@ -4,7 +4,8 @@
 #
 #   scripts/deps.sh riscv64 aarch64      tools to build and run these arches
 #   scripts/deps.sh --test riscv64       ... and to build and run the tests
-#   scripts/deps.sh --book               pandoc, for the book
+#   scripts/deps.sh --book               pandoc, for the book; epubcheck, chromium and
+#                                        python3, for its checks
 #   scripts/deps.sh --gdb riscv64        ... and gdb-multiarch
 #   scripts/deps.sh --fuzz               clang and its libFuzzer runtime
 #   scripts/deps.sh --linux              cpio, to build the Linux initramfs
@@ -72,7 +73,7 @@ if [ $want_test = 1 ]; then
   add /usr/include/elf.h libc6-dev glibc-devel glibc -
   whys+=("for the tests")
 fi
-[ $want_book = 1 ] && { add pandoc pandoc pandoc pandoc pandoc; whys+=("for the book"); }
+[ $want_book = 1 ] && { add pandoc pandoc pandoc pandoc pandoc; add epubcheck epubcheck epubcheck epubcheck epubcheck; add chromium chromium chromium chromium -; add /usr/bin/python3 python3 python3 python python3; whys+=("for the book and its checks"); }
 [ $want_linux = 1 ] && { add cpio cpio cpio cpio cpio; whys+=("for the Linux initramfs"); }
 [ $want_gdb = 1 ] && { add gdb-multiarch gdb-multiarch gdb gdb gdb; whys+=("for gdb"); }
 if [ $want_fuzz = 1 ]; then

@@ -14,7 +14,18 @@
 #   book-listings  every listing shows its lines exactly as the source has them
 #   book-pieces    a prose piece is a comment from column 0 to its "*/"; a
 #                  piece left out of sight holds only blank lines
-#   book-html      the HTML has its contents and highlighted code; the EPUB is one
+#   book-html      the HTML book is paged: a contents page that links to every
+#                  chapter's page, and every page has previous/next links;
+#                  listings are highlighted; the EPUB is one
+#   book-raw-html  no raw HTML (or TeX) reaches the book from a source file or
+#                  a chapter's Markdown: "ICH_LR<n>_EL2" must stay text
+#   book-columns   no line of a file woven into the book is wider than 80
+#                  columns, so listings fit a laptop's column
+#   book-epub      epubcheck finds no error and no fatal error in the EPUB
+#   book-browser-* headless Chromium reads every page at 1366x900 and 390x844:
+#                  no page scrolls sideways, no internal link is broken, no
+#                  console error (tests/book-browser.py; screenshots in
+#                  build/book/shots/)
 #
 # Output: one line per check, "PASS name" or "FAIL name: why"; the exit status
 # is non-zero if any check failed.
@@ -138,11 +149,66 @@ why=$(awk -F '\t' '
 ' "$B/map.tsv")
 if [ -n "$why" ]; then fail book-pieces "$why"; else pass book-pieces; fi
 
+# epubcheck takes half a minute: let it run while the other checks do.
+if command -v epubcheck >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then
+    java -jar "$(readlink -f "$(command -v epubcheck)")" "$B/hvbook.epub" \
+        >"$tmp/epubcheck.log" 2>&1 &
+    epub_pid=$!
+else
+    epub_pid=
+fi
+
 # --- book-html -------------------------------------------------------------
 why=
-grep -q '<nav id="TOC"' "$B/index.html" || why="$why no table of contents in index.html;"
-grep -q 'class="sourceCode' "$B/index.html" || why="$why no highlighted code in index.html;"
+pages=$(tr '\n' ' ' <"$B/pages.txt" 2>/dev/null)
+case " $pages " in *" index "*) ;; *) why="$why no contents page (index) in pages.txt;" ;; esac
+for p in $pages; do
+    f=$B/$p.html
+    if [ ! -s "$f" ]; then why="$why $f is missing;"; continue; fi
+    [ "$p" = index ] || grep -q "href=\"$p.html\"" "$B/index.html" ||
+        why="$why the contents do not link to $p.html;"
+    grep -q 'rel="prev"' "$f" || [ "$p" = index ] || why="$why $p.html has no previous link;"
+    grep -q 'rel="next"' "$f" || [ "$p" = "$(tail -n 1 "$B/pages.txt")" ] ||
+        why="$why $p.html has no next link;"
+    grep -q 'href="index.html"' "$f" || why="$why $p.html has no way back to the contents;"
+done
+grep -l 'class="sourceCode c' "$B"/*.html >/dev/null 2>&1 || why="$why no highlighted C;"
 [ "$(head -c 58 "$B/hvbook.epub" | tail -c 20)" = "application/epub+zip" ] || why="$why hvbook.epub is not an EPUB;"
 if [ -n "$why" ]; then fail book-html "$why"; else pass book-html; fi
+
+# --- book-raw-html ---------------------------------------------------------
+# The weaver reads Markdown without raw HTML, so none should be in the woven
+# document; any that is would reach the pages and the EPUB unescaped.
+raw=$(grep -o '"t":"Raw\(Inline\|Block\)","c":\[[^]]*\]' "$B/book.json" | head -n 5 | tr '\n' ' ')
+if [ -n "$raw" ]; then fail book-raw-html "raw markup in the woven book: $raw"; else pass book-raw-html; fi
+
+# --- book-columns ----------------------------------------------------------
+# The sources are ASCII, so awk's length is the width in columns.
+why=$(awk 'length > 80 { n[FILENAME]++; if (!(FILENAME in at)) at[FILENAME] = FNR }
+           END { for (f in n) printf "%s (%d, first at line %d); ", f, n[f], at[f] }' \
+      $(cat "$tmp/woven") | sed 's/; $//')
+if [ -n "$why" ]; then fail book-columns "lines over 80 columns: $why"; else pass book-columns; fi
+
+# --- book-browser-* --------------------------------------------------------
+if command -v python3 >/dev/null 2>&1; then
+    python3 tests/book-browser.py "$B" || failed=1
+else
+    fail book-browser "python3 not found (scripts/deps.sh --book installs it)"
+fi
+
+# --- book-epub -------------------------------------------------------------
+if [ -z "$epub_pid" ]; then
+    fail book-epub "epubcheck not found (scripts/deps.sh --book installs it)"
+else
+    wait "$epub_pid"
+    counts=$(grep -o '^Messages: .*' "$tmp/epubcheck.log")
+    if [ -z "$counts" ] && grep -q '^No errors or warnings detected' "$tmp/epubcheck.log"; then
+        pass book-epub
+    elif echo "$counts" | grep -q '^Messages: 0 fatal / 0 errors'; then
+        pass book-epub
+    else
+        fail book-epub "epubcheck: ${counts:-did not run}; first: $(grep -m 2 -E '^(FATAL|ERROR)' "$tmp/epubcheck.log" | cut -c 1-200 | tr '\n' ' ')"
+    fi
+fi
 
 exit $failed
