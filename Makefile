@@ -62,3 +62,12 @@ include tests/tests.mk
 
 clean:
 	rm -rf $(B)
+
+# Labs (labs/*.lab, scripts/lab.sh, book/labs.md): make lab LAB=gstage
+# writes a student tree to build/labs/gstage (LABDIR=dir: elsewhere); make
+# grade scores the lab of a student tree, or LAB=name in this one.
+.PHONY: lab grade
+lab:
+	@scripts/lab.sh make $(LAB) $(if $(LABDIR),--dir $(LABDIR))
+grade:
+	@scripts/lab.sh grade $(LAB)
