@@ -65,7 +65,8 @@ straight to the console; a `%` starts a *conversion*, read in this order:
 Numbers are converted into a small buffer, least significant digit first, and
 then printed backwards with the padding the field asks for.
 */
-static void put_padded(const char *s, size_t len, int width, bool left, char pad)
+static void put_padded(const char *s, size_t len, int width, bool left,
+                       char pad)
 {
     int fill = width > (int)len ? width - (int)len : 0;
     if (!left)
@@ -130,20 +131,23 @@ int vprintf(const char *fmt, va_list ap)
         case 'd':
         case 'i': {
             i64 v = longs ? va_arg(ap, i64) : va_arg(ap, int);
-            put_number(v < 0 ? -(u64)v : (u64)v, 10, false, v < 0, width, left, pad);
+            put_number(v < 0 ? -(u64)v : (u64)v, 10, false, v < 0, width, left,
+                       pad);
             break;
         }
         case 'u':
         case 'x':
         case 'X': {
             u64 v = longs ? va_arg(ap, u64) : va_arg(ap, unsigned int);
-            put_number(v, *fmt == 'u' ? 10 : 16, *fmt == 'X', false, width, left, pad);
+            put_number(v, *fmt == 'u' ? 10 : 16, *fmt == 'X', false, width,
+                       left, pad);
             break;
         }
         case 'p':
             console_putchar('0');
             console_putchar('x');
-            put_number((uintptr_t)va_arg(ap, void *), 16, false, false, width, left, pad);
+            put_number((uintptr_t)va_arg(ap, void *), 16, false, false, width,
+                       left, pad);
             break;
         case 's': {
             const char *s = va_arg(ap, const char *);
@@ -161,7 +165,7 @@ int vprintf(const char *fmt, va_list ap)
         case '\0':
             return 0; // a lone '%' at the very end: nothing left to print
         default:
-            // Unknown conversion: show it as written, so the mistake is visible.
+            // Unknown conversion: show it as written, so the mistake shows.
             console_putchar('%');
             console_putchar(*fmt);
         }
@@ -236,8 +240,9 @@ void *page_alloc(size_t npages, size_t align)
     // rounding wrapped past the top of the address space, the rounding
     // alone moved past the end of the pool, or the pages do not fit.
     if (p < page_next || p > page_end || npages > (page_end - p) / PAGE_SIZE)
-        panic("out of memory: %zu pages (aligned to %zu bytes) wanted, %zu free",
-              npages, align, (size_t)((page_end - page_next) / PAGE_SIZE));
+        panic(
+            "out of memory: %zu pages (aligned to %zu bytes) wanted, %zu free",
+            npages, align, (size_t)((page_end - page_next) / PAGE_SIZE));
     page_next = p + npages * PAGE_SIZE;
     memset((void *)p, 0, npages * PAGE_SIZE);
     return (void *)p;
@@ -324,17 +329,20 @@ struct elf64_phdr {
    can wrap around: a wrapped sum would make a huge segment look small. */
 static bool range_inside(u64 start, u64 len, u64 base, u64 size)
 {
-    return start >= base && start - base <= size && len <= size - (start - base);
+    return start >= base && start - base <= size &&
+           len <= size - (start - base);
 }
 
 /* Copy program header `i` out of the file. The file is untrusted, and so is
    `e_phoff`: it may be odd, and a struct read from an odd address is an
    alignment fault on some CPUs (AArch64 with its MMU off, for one). A byte
    copy into an aligned local has no such problem. */
-static struct elf64_phdr elf_phdr(const void *image, const struct elf64_ehdr *eh, int i)
+static struct elf64_phdr elf_phdr(const void *image,
+                                  const struct elf64_ehdr *eh, int i)
 {
     struct elf64_phdr ph;
-    memcpy(&ph, (const u8 *)image + eh->e_phoff + (u64)i * sizeof(ph), sizeof(ph));
+    memcpy(&ph, (const u8 *)image + eh->e_phoff + (u64)i * sizeof(ph),
+           sizeof(ph));
     return ph;
 }
 
@@ -353,16 +361,19 @@ const char *elf_load(const void *image, size_t size, u16 machine, u64 ram_gpa,
     if (eh->e_ident[5] != 1)
         return "ELF: not little-endian (EI_DATA is not ELFDATA2LSB)";
     if (eh->e_ident[6] != EV_CURRENT || eh->e_version != EV_CURRENT)
-        return "ELF: invalid version (EI_VERSION and e_version must both be EV_CURRENT, 1)";
+        return "ELF: invalid version (EI_VERSION and e_version must both be "
+               "EV_CURRENT, 1)";
     if (eh->e_type != ET_EXEC)
         return "ELF: not an executable (e_type is not ET_EXEC)";
     if (eh->e_machine != machine)
-        return "ELF: built for another machine (e_machine does not match this architecture)";
+        return "ELF: built for another machine (e_machine does not match this "
+               "architecture)";
     if (eh->e_phentsize != sizeof(struct elf64_phdr))
         return "ELF: unexpected program header size (e_phentsize is not 56)";
     if (eh->e_phnum == 0)
         return "ELF: no program headers, nothing to load";
-    if (!range_inside(eh->e_phoff, (u64)eh->e_phnum * sizeof(struct elf64_phdr), 0, size))
+    if (!range_inside(eh->e_phoff, (u64)eh->e_phnum * sizeof(struct elf64_phdr),
+                      0, size))
         return "ELF: the program header table runs past the end of the file";
 
     // First check every segment, then copy: a file that fails half-way must
@@ -376,27 +387,33 @@ const char *elf_load(const void *image, size_t size, u16 machine, u64 ram_gpa,
         if (ph.p_type != PT_LOAD)
             continue;
         if (loads == ELF_MAX_LOADS)
-            return "ELF: more than 16 PT_LOAD segments (a kernel has two or three)";
+            return "ELF: more than 16 PT_LOAD segments "
+                   "(a kernel has two or three)";
         if (ph.p_filesz > ph.p_memsz)
-            return "ELF: a segment has more bytes in the file than in memory (p_filesz > p_memsz)";
+            return "ELF: a segment has more bytes in the file than in memory "
+                   "(p_filesz > p_memsz)";
         if (!range_inside(ph.p_offset, ph.p_filesz, 0, size))
-            return "ELF: a segment runs past the end of the file (truncated file?)";
+            return "ELF: a segment runs past the end of the file "
+                   "(truncated file?)";
         if (!range_inside(ph.p_paddr, ph.p_memsz, ram_gpa, ram_size))
             return "ELF: a segment lies outside guest RAM";
         // Both ranges are inside guest RAM now, so these sums cannot wrap.
         // (A segment of no bytes overlaps nothing.)
         for (int j = 0; j < loads && ph.p_memsz; j++)
-            if (seg[j].p_memsz && ph.p_paddr < seg[j].p_paddr + seg[j].p_memsz &&
+            if (seg[j].p_memsz &&
+                ph.p_paddr < seg[j].p_paddr + seg[j].p_memsz &&
                 seg[j].p_paddr < ph.p_paddr + ph.p_memsz)
                 return "ELF: two segments overlap in guest memory";
-        if ((ph.p_flags & PF_X) && range_inside(eh->e_entry, 1, ph.p_paddr, ph.p_filesz))
+        if ((ph.p_flags & PF_X) &&
+            range_inside(eh->e_entry, 1, ph.p_paddr, ph.p_filesz))
             entry_ok = true;
         seg[loads++] = ph;
     }
     if (loads == 0)
         return "ELF: no PT_LOAD segment, nothing to load";
     if (!entry_ok)
-        return "ELF: the entry point is not in the file bytes of an executable (PF_X) segment";
+        return "ELF: the entry point is not in the file bytes of an executable "
+               "(PF_X) segment";
 
     for (int i = 0; i < eh->e_phnum; i++) {
         struct elf64_phdr ph = elf_phdr(image, eh, i);
@@ -425,8 +442,8 @@ The scratch buffer comes from the page allocator and is never given back;
 the loaded segments are copies in guest RAM, so the guest never sees it.
 */
 u64 load_guest_kernel(const char *path, u16 machine, u64 ram_gpa, u64 ram_size,
-                      void *ram_host, uintptr_t virtio_base, uintptr_t virtio_stride,
-                      int virtio_slots)
+                      void *ram_host, uintptr_t virtio_base,
+                      uintptr_t virtio_stride, int virtio_slots)
 {
     static struct fat_fs fs;
     const char *err;
@@ -441,13 +458,16 @@ u64 load_guest_kernel(const char *path, u16 machine, u64 ram_gpa, u64 ram_size,
     if ((err = fat_stat(&fs, path, &size)))
         panic("cannot load %s: %s", path, err);
     if (size > ram_size)
-        panic("cannot load %s: it is %u bytes, more than the guest's %lu bytes of RAM",
+        panic("cannot load %s: it is %u bytes, "
+              "more than the guest's %lu bytes of RAM",
               path, size, ram_size);
-    void *buf = page_alloc(ALIGN_UP((u64)size + 1, PAGE_SIZE) / PAGE_SIZE, PAGE_SIZE);
+    void *buf =
+        page_alloc(ALIGN_UP((u64)size + 1, PAGE_SIZE) / PAGE_SIZE, PAGE_SIZE);
     if ((err = fat_read_file(&fs, path, buf, size, &size)))
         panic("cannot load %s: %s", path, err);
     printf("Loaded %u bytes from %s\n", size, path);
-    if ((err = elf_load(buf, size, machine, ram_gpa, ram_size, ram_host, &entry)))
+    err = elf_load(buf, size, machine, ram_gpa, ram_size, ram_host, &entry);
+    if (err)
         panic("cannot load %s: %s", path, err);
     return entry;
 }

@@ -1,10 +1,11 @@
 /*
 # The shared kit: `common.h`
 
-Every hypervisor in this book is a program with no operating system underneath
-it. There is no C library, no `malloc`, no `printf`: the firmware (or QEMU) jumps
-to our first instruction and from then on everything is ours to provide. This
-header declares the small kit that all three architectures share:
+Every hypervisor in this book is a program with no operating system
+underneath it. There is no C library, no `malloc`, no `printf`: the firmware
+(or QEMU) jumps to our first instruction and from then on everything is ours
+to provide. This header declares the small kit that all three architectures
+share:
 
 | part | what it gives | body in |
 |---|---|---|
@@ -70,8 +71,8 @@ described below.
 */
 void console_putchar(int c);
 _Noreturn void power_off(bool success);
-void io_barrier(void); /* all earlier memory and device accesses complete first */
-u64 time_us(void);     /* microseconds since an arbitrary moment; never goes back */
+void io_barrier(void); /* earlier memory and device accesses complete first */
+u64 time_us(void);     /* microseconds since some moment; never goes back */
 
 /*
 ## Console
@@ -83,7 +84,8 @@ left alignment (`%-12s`). That is all the hypervisor ever prints with.
 */
 int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int vprintf(const char *fmt, va_list ap);
-_Noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void panic(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 
 /* The compiler may emit calls to these even when we never write them, for
    example to copy a large structure, so they keep their standard names. */
@@ -213,7 +215,7 @@ struct fat_fs {
     u32 fat_type;        /* 12, 16 or 32 */
     u64 fat_start;       /* first sector of the first FAT */
     u32 fat_sectors;     /* sectors in one FAT */
-    u64 root_start;      /* FAT12/16: first sector of the fixed root directory */
+    u64 root_start;      /* FAT12/16: first sector of the fixed root */
     u32 root_entries;    /* FAT12/16: how many entries it holds */
     u32 root_cluster;    /* FAT32: first cluster of the root directory */
     u64 data_start;      /* first sector of cluster 2 */
@@ -223,7 +225,8 @@ struct fat_fs {
 const char *fat_mount(struct fat_fs *fs, block_read_fn read, void *ctx);
 /* Find `path` ("/sbin/gkernel"): its size in *size. */
 const char *fat_stat(struct fat_fs *fs, const char *path, u32 *size);
-/* Read the whole file into buf (at least `bufsize` bytes); its size in *size. */
+/* Read the whole file into buf (at least `bufsize` bytes); its size in
+   *size. */
 const char *fat_read_file(struct fat_fs *fs, const char *path, void *buf,
                           size_t bufsize, u32 *size);
 
@@ -233,12 +236,12 @@ const char *fat_read_file(struct fat_fs *fs, const char *path, void *buf,
 Every architecture loads its guest the same way, so the steps live once, in
 `common.c`: find the VirtIO block device in the architecture's slots, mount
 the FAT volume on it, read `path` into a scratch buffer, and hand that to
-`elf_load`. It prints the two lines every architecture shows (`app: ...` and `Loaded
-<n> bytes from ...`) and returns the guest's entry point; on any problem it
-says what and where, and stops with `panic`.
+`elf_load`. It prints the two lines every architecture shows (`app: ...` and
+`Loaded <n> bytes from ...`) and returns the guest's entry point; on any
+problem it says what and where, and stops with `panic`.
 */
 u64 load_guest_kernel(const char *path, u16 machine, u64 ram_gpa, u64 ram_size,
-                      void *ram_host, uintptr_t virtio_base, uintptr_t virtio_stride,
-                      int virtio_slots);
+                      void *ram_host, uintptr_t virtio_base,
+                      uintptr_t virtio_stride, int virtio_slots);
 
 #endif

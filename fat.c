@@ -3,9 +3,9 @@
 
 The hypervisor has to find its guest kernel, `/sbin/gkernel`, on a disk. The
 disk is an image made on the host with `mformat` and `mcopy`, so it holds a
-FAT file system: one of the oldest file systems still in everyday use, spoken by every
-operating system, every camera and every firmware. FAT is also small enough to
-read in one sitting, which is why it is here.
+FAT file system: one of the oldest file systems still in everyday use, spoken
+by every operating system, every camera and every firmware. FAT is also small
+enough to read in one sitting, which is why it is here.
 
 This file is a *read-only* FAT reader. It can mount a volume, look a path up
 and read a whole file into memory; it cannot write, create or delete. FAT32 is
@@ -26,7 +26,7 @@ sector 0                                                          TotSec - 1
 +------------+------------+------------+------------+--------------------------+
 | reserved   | FAT #1     | FAT #2     | root       | data region              |
 | region     |            | (a copy)   | directory  |                          |
-| boot sector|            |            | FAT12/16   | cluster 2 | cluster 3 | ...|
+| boot sector|            |            | FAT12/16   | cluster 2 | cluster 3 ...|
 | FSInfo ... |            |            | only       |                          |
 +------------+------------+------------+------------+--------------------------+
  RsvdSecCnt    FATSz        FATSz        RootDir-      CountofClusters clusters
@@ -59,12 +59,12 @@ BPB"). All numbers on a FAT disk are little-endian.
 | 13 | 1 | `BPB_SecPerClus` | sectors per cluster: a power of two, 1 to 128 |
 | 14 | 2 | `BPB_RsvdSecCnt` | sectors in the reserved region, never 0 |
 | 16 | 1 | `BPB_NumFATs` | copies of the FAT, usually 2 |
-| 17 | 2 | `BPB_RootEntCnt` | FAT12/16: 32-byte entries in the fixed root; FAT32: 0 |
-| 19 | 2 | `BPB_TotSec16` | sectors in the volume, or 0 if it does not fit in 16 bits |
+| 17 | 2 | `BPB_RootEntCnt` | FAT12/16: entries in the fixed root; FAT32: 0 |
+| 19 | 2 | `BPB_TotSec16` | sectors in the volume, or 0 if over 16 bits |
 | 22 | 2 | `BPB_FATSz16` | sectors in one FAT (FAT12/16); 0 on FAT32 |
 | 32 | 4 | `BPB_TotSec32` | sectors in the volume, when `BPB_TotSec16` is 0 |
 | 36 | 4 | `BPB_FATSz32` | FAT32 only: sectors in one FAT |
-| 40 | 2 | `BPB_ExtFlags` | FAT32 only: bit 7 set = only one FAT is in use, bits 0-3 say which |
+| 40 | 2 | `BPB_ExtFlags` | FAT32 only: bit 7 = one FAT live, bits 0-3: which |
 | 42 | 2 | `BPB_FSVer` | FAT32 only: version, must be 0.0 |
 | 44 | 4 | `BPB_RootClus` | FAT32 only: first cluster of the root directory |
 | 510 | 2 | signature | bytes `0x55 0xAA` |
@@ -191,7 +191,8 @@ static void msg_put_number(size_t *n, u64 v)
         msg_put(n, digits[--i]);
 }
 
-static const char *fat_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *fat_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 static const char *fat_error(const char *fmt, ...)
 {
     va_list ap;
@@ -235,15 +236,18 @@ a read has been validated already (the layout at mount, every cluster number
 against `cluster_count`), so this check should never fire; it is the last line
 of defence, and it costs one comparison.
 */
-static const char *read_sectors(const struct fat_fs *fs, u64 sector, u32 count, void *buf)
+static const char *read_sectors(const struct fat_fs *fs, u64 sector, u32 count,
+                                void *buf)
 {
     if (sector >= fs->total_sectors || count > fs->total_sectors - sector)
-        return fat_error("FAT: refusing to read sectors %lu..%lu, beyond the end of the "
-                         "volume (%lu sectors)",
-                         sector, sector + count - 1, fs->total_sectors);
+        return fat_error(
+            "FAT: refusing to read sectors %lu..%lu, beyond the end of the "
+            "volume (%lu sectors)",
+            sector, sector + count - 1, fs->total_sectors);
     if (fs->read(fs->ctx, sector, count, buf) != 0)
-        return fat_error("FAT: the disk could not read %u sector(s) at sector %lu",
-                         count, sector);
+        return fat_error(
+            "FAT: the disk could not read %u sector(s) at sector %lu", count,
+            sector);
     return NULL;
 }
 
@@ -302,26 +306,34 @@ const char *fat_mount(struct fat_fs *fs, block_read_fn read, void *ctx)
     fat_cache_fs = NULL;          // a new volume: forget the old FAT sector
 
     if (read_sectors(&v, 0, 1, cluster_buf) != NULL)
-        return "FAT: the disk could not read its first sector (the boot sector)";
+        return "FAT: the disk could not read its first sector (the boot "
+               "sector)";
     if (b[BOOT_SIGNATURE] != 0x55 || b[BOOT_SIGNATURE + 1] != 0xAA)
-        return "FAT: sector 0 does not end with the boot signature 0x55 0xAA, so it is "
+        return "FAT: sector 0 does not end with the boot signature 0x55 0xAA, "
+               "so it is "
                "not a FAT boot sector (is the disk empty or partitioned?)";
 
     u32 bps = le16(b + BPB_BYTS_PER_SEC);
     if (bps != 512 && bps != 1024 && bps != 2048 && bps != 4096)
-        return fat_error("FAT: bytes per sector is %u; FAT allows only 512, 1024, 2048 "
-                         "or 4096", bps);
+        return fat_error(
+            "FAT: bytes per sector is %u; FAT allows only 512, 1024, 2048 "
+            "or 4096",
+            bps);
     u32 spc = b[BPB_SEC_PER_CLUS];
     if (spc == 0 || (spc & (spc - 1)) != 0)
-        return fat_error("FAT: sectors per cluster is %u; it must be a power of two "
-                         "from 1 to 128", spc);
+        return fat_error(
+            "FAT: sectors per cluster is %u; it must be a power of two "
+            "from 1 to 128",
+            spc);
     if (bps * spc > MAX_CLUSTER_BYTES)
-        return fat_error("FAT: clusters of %u bytes are larger than 32 KiB, which the "
-                         "specification forbids and this reader cannot buffer",
-                         bps * spc);
+        return fat_error(
+            "FAT: clusters of %u bytes are larger than 32 KiB, which the "
+            "specification forbids and this reader cannot buffer",
+            bps * spc);
     u32 reserved = le16(b + BPB_RSVD_SEC_CNT);
     if (reserved == 0)
-        return "FAT: the reserved sector count is 0, but the boot sector itself is "
+        return "FAT: the reserved sector count is 0, but the boot sector "
+               "itself is "
                "reserved, so it must be at least 1";
     u32 nfats = b[BPB_NUM_FATS];
     if (nfats == 0)
@@ -330,64 +342,79 @@ const char *fat_mount(struct fat_fs *fs, block_read_fn read, void *ctx)
     u32 root_entries = le16(b + BPB_ROOT_ENT_CNT);
     u32 fat_size16 = le16(b + BPB_FAT_SZ16);
     u64 fat_size = fat_size16 ? fat_size16 : le32(b + BPB_FAT_SZ32);
-    u64 total = le16(b + BPB_TOT_SEC16) ? le16(b + BPB_TOT_SEC16) : le32(b + BPB_TOT_SEC32);
+    u64 total = le16(b + BPB_TOT_SEC16) ? le16(b + BPB_TOT_SEC16)
+                                        : le32(b + BPB_TOT_SEC32);
     if (fat_size == 0)
-        return "FAT: the FAT size is 0 sectors in both BPB_FATSz16 and BPB_FATSz32";
+        return "FAT: the FAT size is 0 sectors in both BPB_FATSz16 and "
+               "BPB_FATSz32";
     if (total == 0)
-        return "FAT: the total sector count is 0 in both BPB_TotSec16 and BPB_TotSec32";
+        return "FAT: the total sector count is 0 in both BPB_TotSec16 and "
+               "BPB_TotSec32";
 
     u64 root_sectors = ((u64)root_entries * 32 + bps - 1) / bps;
     u64 first_data = reserved + nfats * fat_size + root_sectors;
     if (first_data >= total)
-        return fat_error("FAT: the reserved sectors, %u FAT(s) of %lu sectors and the "
-                         "root directory take %lu sectors, but the volume has only %lu",
-                         nfats, fat_size, first_data, total);
+        return fat_error(
+            "FAT: the reserved sectors, %u FAT(s) of %lu sectors and the "
+            "root directory take %lu sectors, but the volume has only %lu",
+            nfats, fat_size, first_data, total);
     u64 clusters = (total - first_data) / spc;
     if (clusters == 0)
         return "FAT: the volume has no room for even one cluster of data";
 
     u32 type = clusters < 4085 ? 12 : clusters < 65525 ? 16 : 32;
     if (type == 32 && (fat_size16 != 0 || root_entries != 0))
-        return fat_error("FAT: the volume has %lu clusters, which makes it FAT32, but its "
-                         "boot sector has FAT12/16 fields (BPB_FATSz16 %u, BPB_RootEntCnt %u)",
-                         clusters, fat_size16, root_entries);
+        return fat_error(
+            "FAT: the volume has %lu clusters, which makes it FAT32, but its "
+            "boot sector has FAT12/16 fields (BPB_FATSz16 %u, BPB_RootEntCnt "
+            "%u)",
+            clusters, fat_size16, root_entries);
     if (type != 32 && (fat_size16 == 0 || root_entries == 0))
-        return fat_error("FAT: the boot sector looks like FAT32 (no BPB_FATSz16 or no fixed "
-                         "root directory), but the volume has only %lu clusters, which "
-                         "makes it FAT%u by the specification",
-                         clusters, type);
-    if (type == 32 && clusters > FAT32_MASK - 10)   // keep clear of the marker values
-        return fat_error("FAT: %lu clusters are more than FAT32 can number", clusters);
+        return fat_error(
+            "FAT: the boot sector looks like FAT32 (no BPB_FATSz16 or no fixed "
+            "root directory), but the volume has only %lu clusters, which "
+            "makes it FAT%u by the specification",
+            clusters, type);
+    // Keep clear of the marker values at the top of the FAT32 range.
+    if (type == 32 && clusters > FAT32_MASK - 10)
+        return fat_error("FAT: %lu clusters are more than FAT32 can number",
+                         clusters);
 
     u64 fat_bytes_needed = ((clusters + 2) * type + 7) / 8;
     if (fat_size * bps < fat_bytes_needed)
-        return fat_error("FAT: one FAT of %lu sectors is too small for %lu clusters "
-                         "(FAT%u needs %lu bytes)",
-                         fat_size, clusters, type, fat_bytes_needed);
+        return fat_error(
+            "FAT: one FAT of %lu sectors is too small for %lu clusters "
+            "(FAT%u needs %lu bytes)",
+            fat_size, clusters, type, fat_bytes_needed);
 
     u32 active = 0;
     if (type == 32) {
         u32 flags = le16(b + BPB_EXT_FLAGS);
         if (le16(b + BPB_FS_VER) != 0)
-            return fat_error("FAT: FAT32 version %u.%u is newer than 0.0, the only one "
-                             "this reader knows",
-                             (u32)b[BPB_FS_VER + 1], (u32)b[BPB_FS_VER]);
+            return fat_error(
+                "FAT: FAT32 version %u.%u is newer than 0.0, the only one "
+                "this reader knows",
+                (u32)b[BPB_FS_VER + 1], (u32)b[BPB_FS_VER]);
         if (flags & EXT_FLAGS_ONE_FAT)
             active = flags & EXT_FLAGS_ACTIVE;
         if (active >= nfats)
-            return fat_error("FAT: BPB_ExtFlags names FAT #%u as the live one, but the "
-                             "volume has only %u FAT(s)", active, nfats);
+            return fat_error(
+                "FAT: BPB_ExtFlags names FAT #%u as the live one, but the "
+                "volume has only %u FAT(s)",
+                active, nfats);
         v.root_cluster = le32(b + BPB_ROOT_CLUS);
         if (v.root_cluster < 2 || v.root_cluster > clusters + 1)
-            return fat_error("FAT: the root directory starts at cluster %u, outside the "
-                             "volume (clusters are 2..%lu)",
-                             v.root_cluster, clusters + 1);
+            return fat_error(
+                "FAT: the root directory starts at cluster %u, outside the "
+                "volume (clusters are 2..%lu)",
+                v.root_cluster, clusters + 1);
     }
 
     // Every count in device sectors from here on; see "Two kinds of sector".
     u32 ratio = bps / SECTOR_SIZE;
     if (fat_size * ratio > 0xFFFFFFFFu)
-        return fat_error("FAT: one FAT of %lu sectors is impossibly large", fat_size);
+        return fat_error("FAT: one FAT of %lu sectors is impossibly large",
+                         fat_size);
     v.bytes_per_sector = bps;
     v.cluster_bytes = bps * spc;
     v.fat_type = type;
@@ -400,9 +427,10 @@ const char *fat_mount(struct fat_fs *fs, block_read_fn read, void *ctx)
     v.total_sectors = total * ratio;
 
     if ((err = read_sectors(&v, v.total_sectors - 1, 1, cluster_buf)) != NULL)
-        return fat_error("FAT: the volume should have %lu sectors, but its last sector "
-                         "cannot be read: is the disk image truncated?",
-                         v.total_sectors);
+        return fat_error(
+            "FAT: the volume should have %lu sectors, but its last sector "
+            "cannot be read: is the disk image truncated?",
+            v.total_sectors);
     *fs = v;
     return NULL;
 }
@@ -450,7 +478,9 @@ static const char *fat_byte(const struct fat_fs *fs, u64 offset, u8 *out)
 static const char *fat_entry(const struct fat_fs *fs, u32 n, u32 *value)
 {
     u8 b[4] = {0, 0, 0, 0};
-    u64 offset = fs->fat_type == 32 ? (u64)n * 4 : fs->fat_type == 16 ? (u64)n * 2 : n + n / 2;
+    u64 offset = fs->fat_type == 32   ? (u64)n * 4
+                 : fs->fat_type == 16 ? (u64)n * 2
+                                      : n + n / 2;
     u32 width = fs->fat_type == 32 ? 4 : 2;
     const char *err;
 
@@ -496,12 +526,14 @@ struct chain {
     u64 length;         // clusters in the chain so far
 };
 
-static const char *chain_start(const struct fat_fs *fs, struct chain *ch, const char *what,
-                               u32 first)
+static const char *chain_start(const struct fat_fs *fs, struct chain *ch,
+                               const char *what, u32 first)
 {
     if (first < 2 || first > fs->cluster_count + 1)
-        return fat_error("FAT: %s starts at cluster %u, outside the volume (clusters are "
-                         "2..%u)", what, first, fs->cluster_count + 1);
+        return fat_error(
+            "FAT: %s starts at cluster %u, outside the volume (clusters are "
+            "2..%u)",
+            what, first, fs->cluster_count + 1);
     ch->what = what;
     ch->cluster = ch->mark = first;
     ch->steps = 0;
@@ -510,9 +542,12 @@ static const char *chain_start(const struct fat_fs *fs, struct chain *ch, const 
     return NULL;
 }
 
-static const char *chain_next(const struct fat_fs *fs, struct chain *ch, bool *end)
+static const char *chain_next(const struct fat_fs *fs, struct chain *ch,
+                              bool *end)
 {
-    u32 eoc = fs->fat_type == 32 ? FAT32_EOC : fs->fat_type == 16 ? FAT16_EOC : FAT12_EOC;
+    u32 eoc = fs->fat_type == 32   ? FAT32_EOC
+              : fs->fat_type == 16 ? FAT16_EOC
+                                   : FAT12_EOC;
     u32 next;
     const char *err = fat_entry(fs, ch->cluster, &next);
 
@@ -524,20 +559,25 @@ static const char *chain_next(const struct fat_fs *fs, struct chain *ch, bool *e
         return NULL;
     }
     if (next == eoc - 1)
-        return fat_error("FAT: the cluster chain of %s runs into a cluster marked bad "
-                         "(after cluster %u)", ch->what, ch->cluster);
+        return fat_error(
+            "FAT: the cluster chain of %s runs into a cluster marked bad "
+            "(after cluster %u)",
+            ch->what, ch->cluster);
     if (next < 2)
-        return fat_error("FAT: the cluster chain of %s is broken: cluster %u is followed "
-                         "by FAT entry value %u, a free or reserved cluster",
-                         ch->what, ch->cluster, next);
+        return fat_error(
+            "FAT: the cluster chain of %s is broken: cluster %u is followed "
+            "by FAT entry value %u, a free or reserved cluster",
+            ch->what, ch->cluster, next);
     if (next > fs->cluster_count + 1)
-        return fat_error("FAT: the cluster chain of %s points outside the volume: "
-                         "cluster %u is followed by %u, but the last cluster is %u",
-                         ch->what, ch->cluster, next, fs->cluster_count + 1);
+        return fat_error(
+            "FAT: the cluster chain of %s points outside the volume: "
+            "cluster %u is followed by %u, but the last cluster is %u",
+            ch->what, ch->cluster, next, fs->cluster_count + 1);
     if (next == ch->mark)
-        return fat_error("FAT: the cluster chain of %s loops back on itself (cluster %u)",
-                         ch->what, next);
-    if (++ch->steps == ch->budget) {   // Brent: move the mark, double the budget
+        return fat_error(
+            "FAT: the cluster chain of %s loops back on itself (cluster %u)",
+            ch->what, next);
+    if (++ch->steps == ch->budget) { // Brent: move the mark, double the budget
         ch->mark = next;
         ch->steps = 0;
         ch->budget *= 2;
@@ -560,11 +600,14 @@ A directory is a file made of 32-byte entries ("FAT Directory Structure"):
 
 | offset | size | field |
 |---|---|---|
-| 0 | 11 | `DIR_Name`: 8 characters of name, 3 of extension, space-padded, no dot |
-| 11 | 1 | `DIR_Attr`: 0x01 read-only, 0x02 hidden, 0x04 system, 0x08 volume label, 0x10 directory, 0x20 archive |
+| 0 | 11 | `DIR_Name`: 8 characters of name, 3 of extension, space-padded |
+| 11 | 1 | `DIR_Attr`: attribute bits, below |
 | 20 | 2 | `DIR_FstClusHI`: high 16 bits of the first cluster (FAT32 only) |
 | 26 | 2 | `DIR_FstClusLO`: low 16 bits of the first cluster |
 | 28 | 4 | `DIR_FileSize`: size in bytes (0 for a directory) |
+
+The attribute bits are 0x01 read-only, 0x02 hidden, 0x04 system, 0x08
+volume label, 0x10 directory and 0x20 archive.
 
 The first byte of the name doubles as a status: `0xE5` means the entry was
 deleted, `0x00` means it and every entry after it are free (the directory ends
@@ -617,7 +660,8 @@ be ignored. That is the point of the checksum.
 #define LFN_CHARS 13
 
 /* Where the 13 characters of a piece sit inside its 32 bytes. */
-static const u8 lfn_char_offset[LFN_CHARS] = {1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30};
+static const u8 lfn_char_offset[LFN_CHARS] = {1,  3,  5,  7,  9,  14, 16,
+                                              18, 20, 22, 24, 28, 30};
 
 /*
 The checksum is the one from "FAT Long Directory Entries": rotate the sum
@@ -649,7 +693,7 @@ static void long_name_add(struct long_name *ln, const u8 *e)
 {
     u32 seq = e[0] & ~LAST_LONG_ENTRY;
 
-    if (e[0] & LAST_LONG_ENTRY) {           // the first piece we meet starts a name
+    if (e[0] & LAST_LONG_ENTRY) { // the first piece we meet starts a name
         ln->pieces = seq;
         ln->next = seq;
         ln->checksum = e[LDIR_CHKSUM];
@@ -686,10 +730,11 @@ static char upper(char c)
     return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
 }
 
-static bool match_long(const struct long_name *ln, const u8 *short_entry, const char *name,
-                       size_t len)
+static bool match_long(const struct long_name *ln, const u8 *short_entry,
+                       const char *name, size_t len)
 {
-    if (ln->pieces == 0 || ln->next != 0 || ln->checksum != short_name_checksum(short_entry))
+    if (ln->pieces == 0 || ln->next != 0 ||
+        ln->checksum != short_name_checksum(short_entry))
         return false;
     size_t n = 0, max = ln->pieces * LFN_CHARS;
     while (n < max && ln->chars[n] != 0)
@@ -744,8 +789,8 @@ struct entry {
 enum scan { SCAN_MORE, SCAN_FOUND, SCAN_END };
 
 static enum scan scan_entries(const struct fat_fs *fs, const u8 *p, u32 count,
-                              struct long_name *ln, const char *name, size_t len,
-                              struct entry *out)
+                              struct long_name *ln, const char *name,
+                              size_t len, struct entry *out)
 {
     for (u32 i = 0; i < count; i++, p += DIR_ENTRY_SIZE) {
         if (p[DIR_NAME] == ENTRY_END)
@@ -758,9 +803,10 @@ static enum scan scan_entries(const struct fat_fs *fs, const u8 *p, u32 count,
             long_name_add(ln, p);
             continue;
         }
-        bool found = !(p[DIR_ATTR] & ATTR_VOLUME_ID) &&
-                     (match_long(ln, p, name, len) || match_short(p, name, len));
-        ln->pieces = 0;   // a long name belongs to the very next short entry only
+        bool found =
+            !(p[DIR_ATTR] & ATTR_VOLUME_ID) &&
+            (match_long(ln, p, name, len) || match_short(p, name, len));
+        ln->pieces = 0; // a long name belongs to the very next short entry only
         if (found) {
             out->attr = p[DIR_ATTR];
             out->cluster = le16(p + DIR_FST_CLUS_LO);
@@ -784,8 +830,9 @@ forever.
 
 `path` is only for messages.
 */
-static const char *dir_find(const struct fat_fs *fs, u32 dir, const char *path, const char *name,
-                            size_t len, struct entry *out, bool *found)
+static const char *dir_find(const struct fat_fs *fs, u32 dir, const char *path,
+                            const char *name, size_t len, struct entry *out,
+                            bool *found)
 {
     struct long_name ln;
     enum scan r = SCAN_MORE;
@@ -813,10 +860,12 @@ static const char *dir_find(const struct fat_fs *fs, u32 dir, const char *path, 
             return err;
         while (!end && r == SCAN_MORE) {
             if ((err = read_sectors(fs, cluster_sector(fs, ch.cluster),
-                                    fs->cluster_bytes / SECTOR_SIZE, cluster_buf)) != NULL)
+                                    fs->cluster_bytes / SECTOR_SIZE,
+                                    cluster_buf)) != NULL)
                 return err;
-            r = scan_entries(fs, cluster_buf, fs->cluster_bytes / DIR_ENTRY_SIZE, &ln, name,
-                             len, out);
+            r = scan_entries(fs, cluster_buf,
+                             fs->cluster_bytes / DIR_ENTRY_SIZE, &ln, name, len,
+                             out);
             if (r == SCAN_MORE && (err = chain_next(fs, &ch, &end)) != NULL)
                 return err;
         }
@@ -838,7 +887,8 @@ directory, or the directory itself cannot be read.
 The root has no directory entry of its own, so we invent one: a directory
 starting at `root_cluster` on FAT32, or at the fixed root (0) on FAT12/16.
 */
-static const char *lookup(const struct fat_fs *fs, const char *path, struct entry *out)
+static const char *lookup(const struct fat_fs *fs, const char *path,
+                          struct entry *out)
 {
     u32 root = fs->fat_type == 32 ? fs->root_cluster : 0;
     struct entry cur = {ATTR_DIRECTORY, root, 0};
@@ -847,7 +897,8 @@ static const char *lookup(const struct fat_fs *fs, const char *path, struct entr
     const char *err;
 
     if (fs->cluster_count == 0)
-        return "FAT: the volume is not mounted (fat_mount failed or was not called)";
+        return "FAT: the volume is not mounted (fat_mount failed or was not "
+               "called)";
     for (;;) {
         while (*p == '/')
             p++;
@@ -859,19 +910,22 @@ static const char *lookup(const struct fat_fs *fs, const char *path, struct entr
         size_t len = (size_t)(p - name);
 
         if (!(cur.attr & ATTR_DIRECTORY))
-            return fat_error("FAT: cannot look up %s: \"%.*s\" is a file, not a directory",
-                             path, (int)prev_len, prev);
-        // The directory we search, as a path, for messages: everything before name.
+            return fat_error(
+                "FAT: cannot look up %s: \"%.*s\" is a file, not a directory",
+                path, (int)prev_len, prev);
+        // The directory we search, as a path, for messages: all before name.
         size_t dir_len = (size_t)(name - path);
         while (dir_len > 1 && path[dir_len - 1] == '/')
             dir_len--;
         bool found;
-        if ((err = dir_find(fs, cur.cluster, path, name, len, &cur, &found)) != NULL)
+        if ((err = dir_find(fs, cur.cluster, path, name, len, &cur, &found)) !=
+            NULL)
             return err;
         if (!found)
-            return fat_error("FAT: %s not found: there is no \"%.*s\" in directory \"%.*s\"",
-                             path, (int)len, name, dir_len ? (int)dir_len : 1,
-                             dir_len ? path : "/");
+            return fat_error(
+                "FAT: %s not found: there is no \"%.*s\" in directory \"%.*s\"",
+                path, (int)len, name, dir_len ? (int)dir_len : 1,
+                dir_len ? path : "/");
         if ((cur.attr & ATTR_DIRECTORY) && cur.cluster == 0)
             cur.cluster = root;   // ".." of a directory just below the root
         prev = name;
@@ -922,8 +976,8 @@ because a whole cluster is only read while at least a cluster's worth of the
 file remains. The last, partial cluster goes through `cluster_buf`, and only
 the bytes of the file are copied out, so we never write past `size`.
 */
-const char *fat_read_file(struct fat_fs *fs, const char *path, void *buf, size_t bufsize,
-                          u32 *size)
+const char *fat_read_file(struct fat_fs *fs, const char *path, void *buf,
+                          size_t bufsize, u32 *size)
 {
     struct entry e;
     struct chain ch = {0};
@@ -937,20 +991,24 @@ const char *fat_read_file(struct fat_fs *fs, const char *path, void *buf, size_t
         return fat_error("FAT: %s is a directory, not a file", path);
     *size = e.size;
     if (e.size > bufsize)
-        return fat_error("FAT: %s is %u bytes, but the buffer holds only %lu", path,
-                         e.size, (u64)bufsize);
+        return fat_error("FAT: %s is %u bytes, but the buffer holds only %lu",
+                         path, e.size, (u64)bufsize);
     if (e.size == 0)
         return NULL;   // an empty file owns no clusters
     if ((err = chain_start(fs, &ch, path, e.cluster)) != NULL)
         return err;
 
     for (;;) {
-        u32 chunk = e.size - done < fs->cluster_bytes ? e.size - done : fs->cluster_bytes;
+        u32 chunk = e.size - done < fs->cluster_bytes ? e.size - done
+                                                      : fs->cluster_bytes;
         u64 sector = cluster_sector(fs, ch.cluster);
         if (chunk == fs->cluster_bytes) {
-            err = read_sectors(fs, sector, chunk / SECTOR_SIZE, (u8 *)buf + done);
+            err =
+                read_sectors(fs, sector, chunk / SECTOR_SIZE, (u8 *)buf + done);
         } else {
-            err = read_sectors(fs, sector, (chunk + SECTOR_SIZE - 1) / SECTOR_SIZE, cluster_buf);
+            err = read_sectors(fs, sector,
+                               (chunk + SECTOR_SIZE - 1) / SECTOR_SIZE,
+                               cluster_buf);
             if (!err)
                 memcpy((u8 *)buf + done, cluster_buf, chunk);
         }
@@ -962,16 +1020,18 @@ const char *fat_read_file(struct fat_fs *fs, const char *path, void *buf, size_t
         if (done == e.size)
             break;
         if (end)
-            return fat_error("FAT: %s is %u bytes, but its cluster chain ends after %lu "
-                             "cluster(s) (%u bytes): the file is longer than its chain",
-                             path, e.size, ch.length, done);
+            return fat_error(
+                "FAT: %s is %u bytes, but its cluster chain ends after %lu "
+                "cluster(s) (%u bytes): the file is longer than its chain",
+                path, e.size, ch.length, done);
     }
     while (!end)
         if ((err = chain_next(fs, &ch, &end)) != NULL)
             return err;
     if (ch.length * fs->cluster_bytes - fs->cluster_bytes >= e.size)
-        return fat_error("FAT: %s is %u bytes, but its cluster chain has %lu clusters, more "
-                         "than the size needs: the size or the chain is wrong",
-                         path, e.size, ch.length);
+        return fat_error(
+            "FAT: %s is %u bytes, but its cluster chain has %lu clusters, more "
+            "than the size needs: the size or the chain is wrong",
+            path, e.size, ch.length);
     return NULL;
 }

@@ -34,7 +34,7 @@ Layout"). All are 32 bits wide and little-endian.
 
 #define VIRTIO_MMIO_MAGIC            0x000 /* "virt" = 0x74726976 */
 #define VIRTIO_MMIO_VERSION          0x004 /* 2 = modern, 1 = legacy */
-#define VIRTIO_MMIO_DEVICE_ID        0x008 /* 2 = block device, 0 = empty slot */
+#define VIRTIO_MMIO_DEVICE_ID        0x008 /* 2 = block device, 0 = empty */
 #define VIRTIO_MMIO_DEVICE_FEATURES  0x010
 #define VIRTIO_MMIO_DEVICE_FEAT_SEL  0x014 /* which 32 feature bits to show */
 #define VIRTIO_MMIO_DRIVER_FEATURES  0x020
@@ -53,7 +53,7 @@ Layout"). All are 32 bits wide and little-endian.
 #define VIRTIO_MMIO_QUEUE_AVAIL_HIGH 0x094
 #define VIRTIO_MMIO_QUEUE_USED_LOW   0x0a0
 #define VIRTIO_MMIO_QUEUE_USED_HIGH  0x0a4
-#define VIRTIO_MMIO_CONFIG_GEN       0x0fc /* changes whenever the configuration does */
+#define VIRTIO_MMIO_CONFIG_GEN       0x0fc /* changes with the configuration */
 #define VIRTIO_MMIO_CONFIG           0x100 /* device-specific configuration */
 
 #define VIRTIO_MAGIC 0x74726976
@@ -290,14 +290,16 @@ const char *virtio_blk_probe(uintptr_t base, uintptr_t stride, int count)
         return "VirtIO: found only a legacy (version 1) block device; "
                "start QEMU with -global virtio-mmio.force-legacy=false";
     if (!blk_base)
-        return "VirtIO: no block device attached (no disk image given to QEMU?)";
+        return "VirtIO: no block device attached "
+               "(no disk image given to QEMU?)";
 
     reg_write(VIRTIO_MMIO_STATUS, 0); // reset
     u64 start = time_us();
     while (reg_read(VIRTIO_MMIO_STATUS) != 0) {
         if (timed_out(start)) {
             blk_base = 0;
-            return "VirtIO: the block device did not finish its reset (Status never read 0)";
+            return "VirtIO: the block device did not finish its reset "
+                   "(Status never read 0)";
         }
     }
     status_bits = 0;
@@ -306,7 +308,8 @@ const char *virtio_blk_probe(uintptr_t base, uintptr_t stride, int count)
 
     reg_write(VIRTIO_MMIO_DEVICE_FEAT_SEL, VIRTIO_F_VERSION_1_WORD);
     if (!(reg_read(VIRTIO_MMIO_DEVICE_FEATURES) & VIRTIO_F_VERSION_1_BIT))
-        return give_up("VirtIO: the block device does not offer VIRTIO_F_VERSION_1");
+        return give_up(
+            "VirtIO: the block device does not offer VIRTIO_F_VERSION_1");
     // Accept VERSION_1 and nothing else: the low word stays all zero.
     reg_write(VIRTIO_MMIO_DRIVER_FEAT_SEL, 0);
     reg_write(VIRTIO_MMIO_DRIVER_FEATURES, 0);
@@ -314,16 +317,19 @@ const char *virtio_blk_probe(uintptr_t base, uintptr_t stride, int count)
     reg_write(VIRTIO_MMIO_DRIVER_FEATURES, VIRTIO_F_VERSION_1_BIT);
     set_status(STATUS_FEATURES_OK);
     if (!(reg_read(VIRTIO_MMIO_STATUS) & STATUS_FEATURES_OK))
-        return give_up("VirtIO: the block device refused our features (FEATURES_OK not kept)");
+        return give_up("VirtIO: the block device refused our features "
+                       "(FEATURES_OK not kept)");
 
     // Queue 0 is the block device's only request queue (VirtIO 1.2, 5.2.2).
     reg_write(VIRTIO_MMIO_QUEUE_SEL, 0);
     if (reg_read(VIRTIO_MMIO_QUEUE_READY) != 0)
         return give_up("VirtIO: queue 0 is already in use after a reset");
     if (reg_read(VIRTIO_MMIO_QUEUE_NUM_MAX) < QUEUE_SIZE)
-        return give_up("VirtIO: the device's queue is too small for one request");
+        return give_up(
+            "VirtIO: the device's queue is too small for one request");
     reg_write(VIRTIO_MMIO_QUEUE_NUM, QUEUE_SIZE);
-    uintptr_t d = (uintptr_t)vq.desc, a = (uintptr_t)&vq.avail, u = (uintptr_t)&vq.used;
+    uintptr_t d = (uintptr_t)vq.desc, a = (uintptr_t)&vq.avail,
+              u = (uintptr_t)&vq.used;
     reg_write(VIRTIO_MMIO_QUEUE_DESC_LOW, (u32)d);
     reg_write(VIRTIO_MMIO_QUEUE_DESC_HIGH, (u32)((u64)d >> 32));
     reg_write(VIRTIO_MMIO_QUEUE_AVAIL_LOW, (u32)a);
@@ -339,11 +345,13 @@ const char *virtio_blk_probe(uintptr_t base, uintptr_t stride, int count)
     start = time_us();
     for (;;) {
         u32 gen = reg_read(VIRTIO_MMIO_CONFIG_GEN);
-        capacity = reg_read(VIRTIO_MMIO_CONFIG) | (u64)reg_read(VIRTIO_MMIO_CONFIG + 4) << 32;
+        capacity = reg_read(VIRTIO_MMIO_CONFIG) |
+                   (u64)reg_read(VIRTIO_MMIO_CONFIG + 4) << 32;
         if (reg_read(VIRTIO_MMIO_CONFIG_GEN) == gen)
             break;
         if (timed_out(start))
-            return give_up("VirtIO: the block device's configuration never held still");
+            return give_up(
+                "VirtIO: the block device's configuration never held still");
     }
 
     set_status(STATUS_DRIVER_OK);
@@ -412,7 +420,8 @@ static int read_chunk(u64 sector, u32 count, void *buf)
     u64 start = time_us();
     while (vq.used.idx == last_used) {
         if (timed_out(start)) {
-            printf("VirtIO: the block device did not answer a read of sector %lu within %u ms\n",
+            printf("VirtIO: the block device did not answer a read of sector "
+                   "%lu within %u ms\n",
                    sector, VIRTIO_TIMEOUT_US / 1000);
             give_up(NULL);
             return -1;
@@ -425,17 +434,20 @@ static int read_chunk(u64 sector, u32 count, void *buf)
     last_used++;
     // We never asked for interrupts, but acknowledge the one the device
     // raised anyway, so the line does not stay asserted.
-    reg_write(VIRTIO_MMIO_INTERRUPT_ACK, reg_read(VIRTIO_MMIO_INTERRUPT_STATUS));
+    reg_write(VIRTIO_MMIO_INTERRUPT_ACK,
+              reg_read(VIRTIO_MMIO_INTERRUPT_STATUS));
 
     if (idx != last_used || id != 0 || len < count * SECTOR_SIZE + 1) {
-        printf("VirtIO: the block device's answer to a read of sector %lu is wrong "
-               "(used.idx %u, expected %u; used.id %u, expected 0; used.len %u, expected %u)\n",
+        printf("VirtIO: the block device's answer to a read of sector %lu "
+               "is wrong (used.idx %u, expected %u; used.id %u, expected 0; "
+               "used.len %u, expected %u)\n",
                sector, idx, last_used, id, len, count * SECTOR_SIZE + 1);
         give_up(NULL);
         return -1;
     }
     if (vq.status != VIRTIO_BLK_S_OK) {
-        printf("VirtIO: reading sector %lu failed (device status %u)\n", sector, vq.status);
+        printf("VirtIO: reading sector %lu failed (device status %u)\n", sector,
+               vq.status);
         return -1;
     }
     return 0;
@@ -447,13 +459,15 @@ int virtio_blk_read(void *ctx, u64 sector, u32 count, void *buf)
     if (!blk_base)
         return -1;
     if (sector > capacity || count > capacity - sector) {
-        printf("VirtIO: read of %u sectors at %lu is past the end of the disk (%lu sectors)\n",
+        printf("VirtIO: read of %u sectors at %lu is past the end of the disk "
+               "(%lu sectors)\n",
                count, sector, capacity);
         return -1;
     }
     u8 *p = buf;
     while (count) {
-        u32 n = count < MAX_SECTORS_PER_REQUEST ? count : MAX_SECTORS_PER_REQUEST;
+        u32 n =
+            count < MAX_SECTORS_PER_REQUEST ? count : MAX_SECTORS_PER_REQUEST;
         if (read_chunk(sector, n, p) != 0)
             return -1;
         sector += n;
