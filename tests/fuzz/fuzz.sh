@@ -96,6 +96,8 @@ build() {
 
 run() {
     local secs=${1:-60} status=0
+    # clang and libFuzzer; the cross compilers and mtools for the seeds.
+    scripts/deps.sh --fuzz --test riscv64 aarch64 || exit 1
     seeds && build || exit 1
     for h in fat elf; do
         mkdir -p "$B/corpus-$h" "$K/$h"
