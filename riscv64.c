@@ -72,12 +72,16 @@ the accessors must be macros. The assembler knows the hypervisor CSRs by name.
 
 These are the bits we use, each from the Privileged Specification 1.12:
 
-    sstatus (4.1.1)     bit 8 SPP   privilege before the trap; sret returns to it (1 = S)
-                        bit 5 SPIE  SIE as it was before the trap
-                        bit 1 SIE   interrupts enabled in (H)S-mode
-    sie/sip (4.1.3)     bit 5 STIE/STIP  supervisor timer interrupt
-    hvip (8.2.3)        bit 6 VSTIP a timer interrupt pending for the guest (VS-mode)
-    hgatp (8.2.10)      63..60 MODE (8 = Sv39x4), 57..44 VMID, 43..0 PPN of the root
+    sstatus (4.1.1)  bit 8 SPP    privilege before the trap; sret returns
+                                  to it (1 = S)
+                     bit 5 SPIE   SIE as it was before the trap
+                     bit 1 SIE    interrupts enabled in (H)S-mode
+    sie/sip (4.1.3)  bit 5 STIE/STIP  supervisor timer interrupt
+    hvip (8.2.3)     bit 6 VSTIP  a timer interrupt pending for the guest
+                                  (VS-mode)
+    hgatp (8.2.10)   63..60 MODE  8 = Sv39x4
+                     57..44 VMID
+                     43..0  PPN   of the root table
 
 `vsstatus` has the layout of `sstatus`, so the same three bit names serve
 for the guest's copy. `hstatus` gets a table of its own in section 4,
@@ -86,12 +90,19 @@ where every one of its fields is chosen.
 The trap causes (`scause`, table 8.6 in 8.6.3) come in two families. Some
 are the hypervisor's business:
 
-| `scause` | meaning |
-|---|---|
-| interrupt 5 | supervisor timer interrupt: the host timer fired |
-| 10 | environment call from VS-mode: the guest called SBI |
-| 20, 21, 23 | instruction, load, store/AMO *guest-page fault*: the G-stage said no |
-| 22 | virtual instruction: the guest tried something VS-mode may not do |
++-------------+----------------------------------------------------------------+
+| `scause`    | meaning                                                        |
++=============+================================================================+
+| interrupt 5 | supervisor timer interrupt: the host timer fired               |
++-------------+----------------------------------------------------------------+
+| 10          | environment call from VS-mode: the guest called SBI            |
++-------------+----------------------------------------------------------------+
+| 20, 21, 23  | instruction, load, store/AMO *guest-page fault*: the G-stage   |
+|             | said no                                                        |
++-------------+----------------------------------------------------------------+
+| 22          | virtual instruction: the guest tried something VS-mode may not |
+|             | do                                                             |
++-------------+----------------------------------------------------------------+
 
 The others are the *guest's* business, the exceptions an ordinary S-mode
 kernel takes on bare hardware: 0 instruction address misaligned, 1
@@ -138,13 +149,13 @@ page faults of the guest's own page tables.
 #define EXC_STORE_GUEST_PAGE_FAULT 23
 
 /* The guest's own exceptions, one bit per cause, as `hedeleg` wants them. */
-#define GUEST_EXCEPTIONS                                                        \
-    (1UL << EXC_INST_MISALIGNED | 1UL << EXC_INST_ACCESS_FAULT |                \
-     1UL << EXC_ILLEGAL_INSTRUCTION | 1UL << EXC_BREAKPOINT |                   \
-     1UL << EXC_LOAD_MISALIGNED | 1UL << EXC_LOAD_ACCESS_FAULT |                \
-     1UL << EXC_STORE_MISALIGNED | 1UL << EXC_STORE_ACCESS_FAULT |              \
-     1UL << EXC_U_ECALL | 1UL << EXC_INST_PAGE_FAULT | 1UL << EXC_LOAD_PAGE_FAULT | \
-     1UL << EXC_STORE_PAGE_FAULT)
+#define GUEST_EXCEPTIONS                                                      \
+    (1UL << EXC_INST_MISALIGNED | 1UL << EXC_INST_ACCESS_FAULT |              \
+     1UL << EXC_ILLEGAL_INSTRUCTION | 1UL << EXC_BREAKPOINT |                 \
+     1UL << EXC_LOAD_MISALIGNED | 1UL << EXC_LOAD_ACCESS_FAULT |              \
+     1UL << EXC_STORE_MISALIGNED | 1UL << EXC_STORE_ACCESS_FAULT |            \
+     1UL << EXC_U_ECALL | 1UL << EXC_INST_PAGE_FAULT |                        \
+     1UL << EXC_LOAD_PAGE_FAULT | 1UL << EXC_STORE_PAGE_FAULT)
 
 /*
 `HFENCE.GVMA rs1, rs2` makes the hart forget the G-stage translations it
@@ -173,10 +184,11 @@ the per-address fence in `gstage_map` reads `0x62098073` in one build:
 HFENCE.GVMA in `hvbook.elf` and checks that each names `x0` as `rs2` and
 that the full fence is there.
 */
-#define hfence_gvma_all() __asm__ volatile(".insn r 0x73, 0, 0x31, x0, x0, x0" ::: "memory")
+#define hfence_gvma_all()                                                     \
+    __asm__ volatile(".insn r 0x73, 0, 0x31, x0, x0, x0" ::: "memory")
 #define hfence_gvma_gpa(gpa)                                                  \
-    __asm__ volatile(".insn r 0x73, 0, 0x31, x0, %0, x0" ::"r"((u64)(gpa) >> 2) \
-                     : "memory")
+    __asm__ volatile(".insn r 0x73, 0, 0x31, x0, %0, x0"                      \
+                     ::"r"((u64)(gpa) >> 2) : "memory")
 
 /*
 ## 2. Calling the firmware
@@ -214,9 +226,9 @@ the extensions and functions that appear in this file:
 #define SBI_TIME_SET_TIMER 0
 #define SBI_SRST_SYSTEM_RESET 0
 #define SBI_SRST_SHUTDOWN 0          /* reset_type */
-#define SBI_SRST_WARM_REBOOT 2       /* the last defined type; 1 is a cold reboot */
+#define SBI_SRST_WARM_REBOOT 2       /* the last defined type; 1: cold reboot */
 #define SBI_SRST_REASON_NONE 0       /* reset_reason */
-#define SBI_SRST_REASON_FAILURE 1    /* "system failure", the last defined reason */
+#define SBI_SRST_REASON_FAILURE 1    /* "system failure", the last defined */
 
 #define SBI_SUCCESS 0
 #define SBI_ERR_NOT_SUPPORTED (-2)
@@ -310,11 +322,18 @@ u64 time_us(void)
 
 ### The machine the guest sees
 
-| guest-physical | what | how |
-|---|---|---|
-| 0x8000_0000 .. 0x80FF_FFFF | 16 MiB of RAM | mapped at set-up to host pages |
-| 0x2200_0000 .. 0x23FF_FFFF | pflash1, 32 MiB | passed through for reading, on first touch |
-| anything else | nothing | a VM fault: reported, the VM stops |
++----------------------------+-----------------+-------------------------------+
+| guest-physical             | what            | how                           |
++============================+=================+===============================+
+| 0x8000_0000 .. 0x80FF_FFFF | 16 MiB of RAM   | mapped at set-up to host      |
+|                            |                 | pages                         |
++----------------------------+-----------------+-------------------------------+
+| 0x2200_0000 .. 0x23FF_FFFF | pflash1, 32 MiB | passed through for reading,   |
+|                            |                 | on first touch                |
++----------------------------+-----------------+-------------------------------+
+| anything else              | nothing         | a VM fault: reported, the VM  |
+|                            |                 | stops                         |
++----------------------------+-----------------+-------------------------------+
 
 The flash is the guest's to read, never to change: a CFI flash takes
 "erase" and "program" commands as ordinary stores, and a guest that could
@@ -456,7 +475,8 @@ static void guest_ram_setup(void)
     gstage_root = page_alloc(SV39X4_ROOT_BYTES / PAGE_SIZE, SV39X4_ROOT_BYTES);
     guest_ram = page_alloc(GUEST_RAM_SIZE / PAGE_SIZE, 2 * MiB);
     for (u64 off = 0; off < GUEST_RAM_SIZE; off += 2 * MiB)
-        gstage_map(GUEST_RAM_GPA + off, (uintptr_t)guest_ram + off, 2 * MiB, GSTAGE_RAM);
+        gstage_map(GUEST_RAM_GPA + off, (uintptr_t)guest_ram + off, 2 * MiB,
+                   GSTAGE_RAM);
 }
 
 /*
@@ -489,7 +509,8 @@ struct vcpu {
     u64 host[16];  /* host ra, sp, gp, tp, s0..s11 during the guest's turn */
     u64 pc;        /* where the guest resumes: sepc on entry */
 };
-_Static_assert(offsetof(struct vcpu, host) == 256, "start/riscv64.S expects host at 256");
+_Static_assert(offsetof(struct vcpu, host) == 256,
+               "start/riscv64.S expects host at 256");
 
 void vcpu_enter(struct vcpu *v); /* start/riscv64.S: returns at the next exit */
 
@@ -559,18 +580,41 @@ makes sure the CPU fetches those bytes and not stale instructions.
 **`hstatus`** (8.2.1) is written whole, field by field, never inherited:
 whatever the firmware or an earlier program left in it is not a decision.
 
-| bits | field | value | why |
-|---|---|---|---|
-| 5 | VSBE | 0 | the guest's data accesses are little-endian, as on bare RISC-V |
-| 6 | GVA | 0 | written by the hardware on each trap: was `stval` a guest-virtual address? |
-| 7 | SPV | 1 | `sret` enters the guest (V=1); every trap from the guest sets it again |
-| 8 | SPVP | 1 | the privilege HLV/HSV act as (VS); set like SPV by every trap from the guest |
-| 9 | HU | 0 | U-mode may not use HLV/HSV: hvbook runs no programs of its own in U-mode |
-| 17..12 | VGEIN | 0 | no guest external interrupt line: hvbook gives the guest no interrupt controller |
-| 20 | VTVM | 0 | the guest manages its own page tables (`satp`, `sfence.vma`) without exits: the G-stage already confines it |
-| 21 | VTW | 0 | the guest's `wfi` really waits; the hypervisor's own timer (section 5) still wakes the hart, since HS-mode interrupts are always enabled while V=1 (3.1.6.1, 3.3.3) |
-| 22 | VTSR | 0 | the guest's `sret` returns within the guest with no exit |
-| 33..32 | VSXL | 2 | the guest is a 64-bit kernel |
++--------+-------+-------+-----------------------------------------------------+
+| bits   | field | value | why                                                 |
++========+=======+=======+=====================================================+
+| 5      | VSBE  | 0     | the guest's data accesses are little-endian, as on  |
+|        |       |       | bare RISC-V                                         |
++--------+-------+-------+-----------------------------------------------------+
+| 6      | GVA   | 0     | written by the hardware on each trap: was `stval` a |
+|        |       |       | guest-virtual address?                              |
++--------+-------+-------+-----------------------------------------------------+
+| 7      | SPV   | 1     | `sret` enters the guest (V=1); every trap from the  |
+|        |       |       | guest sets it again                                 |
++--------+-------+-------+-----------------------------------------------------+
+| 8      | SPVP  | 1     | the privilege HLV/HSV act as (VS); set like SPV by  |
+|        |       |       | every trap from the guest                           |
++--------+-------+-------+-----------------------------------------------------+
+| 9      | HU    | 0     | U-mode may not use HLV/HSV: hvbook runs no programs |
+|        |       |       | of its own in U-mode                                |
++--------+-------+-------+-----------------------------------------------------+
+| 17..12 | VGEIN | 0     | no guest external interrupt line: hvbook gives the  |
+|        |       |       | guest no interrupt controller                       |
++--------+-------+-------+-----------------------------------------------------+
+| 20     | VTVM  | 0     | the guest manages its own page tables (`satp`,      |
+|        |       |       | `sfence.vma`) without exits: the G-stage already    |
+|        |       |       | confines it                                         |
++--------+-------+-------+-----------------------------------------------------+
+| 21     | VTW   | 0     | the guest's `wfi` really waits; the hypervisor's    |
+|        |       |       | own timer (section 5) still wakes the hart, since   |
+|        |       |       | HS-mode interrupts are always enabled while V=1     |
+|        |       |       | (3.1.6.1, 3.3.3)                                    |
++--------+-------+-------+-----------------------------------------------------+
+| 22     | VTSR  | 0     | the guest's `sret` returns within the guest with no |
+|        |       |       | exit                                                |
++--------+-------+-------+-----------------------------------------------------+
+| 33..32 | VSXL  | 2     | the guest is a 64-bit kernel                        |
++--------+-------+-------+-----------------------------------------------------+
 
 All other bits are reserved in version 1.12 and written 0.
 
@@ -620,8 +664,8 @@ static void vcpu_setup(u64 entry)
     u64 hgatp = HGATP_MODE_SV39X4 | ((uintptr_t)gstage_root >> 12);
     csr_write(hgatp, hgatp);
     if (csr_read(hgatp) != hgatp)
-        panic("this CPU does not support Sv39x4 G-stage translation (hgatp reads 0x%lx)",
-              csr_read(hgatp));
+        panic("this CPU does not support Sv39x4 G-stage translation "
+              "(hgatp reads 0x%lx)", csr_read(hgatp));
     hfence_gvma_all();
 
     /* The loader wrote the guest's code with ordinary stores; the guest
@@ -652,7 +696,8 @@ the guest, wait for it to exit, handle the exit, enter again.
     |        |
     |        +-- scause = ecall from VS   -> handle_hypercall
     |        +-- scause = timer interrupt -> handle_timer_interrupt:
-    |        |                               inject_timer, or the budget is spent
+    |        |                               inject_timer, or the budget
+    |        |                               is spent
     |        +-- scause = 20, 21, 23      -> handle_stage2_fault
     |        +-- scause = 22, or one of
     |        |   the guest's own causes   -> inject_exception
@@ -689,7 +734,9 @@ static u64 exit_counts[EXIT_REASONS];
 /* How the VM ended: still running; shut down by the guest, normally or
    saying it failed; stopped by the hypervisor after a fault; or stopped
    because its time budget ran out. */
-enum vm_state { VM_RUNNING, VM_SHUTDOWN, VM_GUEST_FAILURE, VM_FAULT, VM_OUT_OF_TIME };
+enum vm_state {
+    VM_RUNNING, VM_SHUTDOWN, VM_GUEST_FAILURE, VM_FAULT, VM_OUT_OF_TIME
+};
 static enum vm_state vm_state;
 
 /*
@@ -700,8 +747,9 @@ with it `stval` (the faulting address or instruction), `htval` (for a
 guest-page fault, the guest-physical address shifted right by 2) and
 `htinst` (a transformed form of the trapping instruction, or 0). The
 hardware writes all four on *every* trap, zero where it has nothing to say
-(the descriptions of `htval` and `htinst` in 8.2), so they describe the latest exit and nothing older. The
-run loop copies them into `vmexit` the moment the guest has left, and every
+(the descriptions of `htval` and `htinst` in 8.2), so they describe the
+latest exit and nothing older. The run loop copies them into `vmexit` the
+moment the guest has left, and every
 handler and every report reads that copy. A report can then print only
 values from the exit it reports, whatever the hypervisor did in between.
 */
@@ -721,7 +769,8 @@ second half, for callers that print a more precise first line themselves.)
 */
 static void vm_dump(void)
 {
-    printf("  scause 0x%lx  guest pc 0x%lx  stval 0x%lx  htval 0x%lx  htinst 0x%lx\n",
+    printf("  scause 0x%lx  guest pc 0x%lx  stval 0x%lx  htval 0x%lx"
+           "  htinst 0x%lx\n",
            vmexit.scause, vcpu.pc, vmexit.stval, vmexit.htval, vmexit.htinst);
     printf("  guest ra 0x%lx  sp 0x%lx  a0 0x%lx  a7 0x%lx\n",
            vcpu.x[1], vcpu.x[2], vcpu.x[REG_A0], vcpu.x[REG_A7]);
@@ -791,7 +840,8 @@ static u64 budget_deadline = TIME_NEVER;
 
 static void timer_arm_earliest(void)
 {
-    u64 next = guest_deadline < budget_deadline ? guest_deadline : budget_deadline;
+    u64 next =
+        guest_deadline < budget_deadline ? guest_deadline : budget_deadline;
     sbi_call(SBI_EXT_TIME, SBI_TIME_SET_TIMER, next, 0, 0);
     if (next == TIME_NEVER)
         csr_clear(sie, SIE_STIE);
@@ -802,7 +852,9 @@ static void timer_arm_earliest(void)
 static void budget_start(void)
 {
     if (boot_args.budget_s)
-        budget_deadline = csr_read(time) + (u64)boot_args.budget_s * TIMEBASE_HZ;
+        budget_deadline =
+            csr_read(time) + (u64)boot_args.budget_s * TIMEBASE_HZ;
+
     timer_arm_earliest();
 }
 
@@ -846,15 +898,27 @@ they go on to the guest, not to a VM fault: hvbook *injects* them, doing by
 hand what the hardware does when it delivers a trap to VS-mode (8.6,
 "Trap Entry", which follows the trap entry of an ordinary S-mode, 4.1.1):
 
-| the hardware sets | to |
-|---|---|
-| `vscause` | the cause |
-| `vsepc` | the address of the instruction that trapped: the guest's PC |
-| `vstval` | what the exception reports: the faulting address, or the instruction's bits (or 0) |
-| `vsstatus.SPP` | the privilege the guest was in: 1 for VS, 0 for VU. The trap to HS-mode recorded it in `sstatus.SPP` |
-| `vsstatus.SPIE` | the old `vsstatus.SIE` |
-| `vsstatus.SIE` | 0: the handler starts with interrupts masked |
-| PC | the BASE field of `vstvec` (its low two bits are the mode; exceptions always go to BASE) |
++-------------------+----------------------------------------------------------+
+| the hardware sets | to                                                       |
++===================+==========================================================+
+| `vscause`         | the cause                                                |
++-------------------+----------------------------------------------------------+
+| `vsepc`           | the address of the instruction that trapped: the guest's |
+|                   | PC                                                       |
++-------------------+----------------------------------------------------------+
+| `vstval`          | what the exception reports: the faulting address, or the |
+|                   | instruction's bits (or 0)                                |
++-------------------+----------------------------------------------------------+
+| `vsstatus.SPP`    | the privilege the guest was in: 1 for VS, 0 for VU. The  |
+|                   | trap to HS-mode recorded it in `sstatus.SPP`             |
++-------------------+----------------------------------------------------------+
+| `vsstatus.SPIE`   | the old `vsstatus.SIE`                                   |
++-------------------+----------------------------------------------------------+
+| `vsstatus.SIE`    | 0: the handler starts with interrupts masked             |
++-------------------+----------------------------------------------------------+
+| PC                | the BASE field of `vstvec` (its low two bits are the     |
+|                   | mode; exceptions always go to BASE)                      |
++-------------------+----------------------------------------------------------+
 
 and the next `sret` must land in VS-mode, where the guest's handler runs:
 `sstatus.SPP` = 1 (`hstatus.SPV` is already 1).
@@ -899,14 +963,28 @@ extension in `a7`, the function in `a6`, arguments from `a0`. We answer in
 `a0` (error) and `a1` (value) and move the guest's PC past the 4-byte
 `ecall`, as firmware would.
 
-| extension | functions | what hvbook does |
-|---|---|---|
-| legacy 0x00..0x0F | set_timer, putchar, getchar, shutdown; the others are not supported | as the newer ones; answer in `a0` only |
-| BASE 0x10 | spec version, implementation ID and version, probe, machine IDs | describes hvbook |
-| TIME | set_timer | the shared timer above |
-| DBCN | write, read, write_byte | the console; buffers checked against guest RAM |
-| SRST | system_reset | see `sbi_srst` |
-| any other | | `SBI_ERR_NOT_SUPPORTED`, and the guest goes on |
++-------------------+----------------------------+-----------------------------+
+| extension         | functions                  | what hvbook does            |
++===================+============================+=============================+
+| legacy 0x00..0x0F | set_timer, putchar,        | as the newer ones; answer   |
+|                   | getchar, shutdown; the     | in `a0` only                |
+|                   | others are not supported   |                             |
++-------------------+----------------------------+-----------------------------+
+| BASE 0x10         | spec version,              | describes hvbook            |
+|                   | implementation ID and      |                             |
+|                   | version, probe, machine    |                             |
+|                   | IDs                        |                             |
++-------------------+----------------------------+-----------------------------+
+| TIME              | set_timer                  | the shared timer above      |
++-------------------+----------------------------+-----------------------------+
+| DBCN              | write, read, write_byte    | the console; buffers        |
+|                   |                            | checked against guest RAM   |
++-------------------+----------------------------+-----------------------------+
+| SRST              | system_reset               | see `sbi_srst`              |
++-------------------+----------------------------+-----------------------------+
+| any other         |                            | `SBI_ERR_NOT_SUPPORTED`,    |
+|                   |                            | and the guest goes on       |
++-------------------+----------------------------+-----------------------------+
 
 Every extension ID below 0x10 is a *legacy* one (SBI 2.0, chapter 5), and
 legacy calls follow older rules: `a6` is ignored, the answer is in `a0`
@@ -948,7 +1026,7 @@ static struct sbiret sbi_base(u64 fid, u64 arg0)
     case SBI_BASE_GET_MVENDORID:
     case SBI_BASE_GET_MARCHID:
     case SBI_BASE_GET_MIMPID:
-        return (struct sbiret){SBI_SUCCESS, 0}; // "not implemented" per the spec
+        return (struct sbiret){SBI_SUCCESS, 0}; // "not implemented", says SBI
     }
     return (struct sbiret){SBI_ERR_NOT_SUPPORTED, 0};
 }
@@ -992,12 +1070,23 @@ meaning. The specification defines three types (0 shutdown, 1 cold reboot,
 are reserved, or left to the SBI implementation or the platform, and
 hvbook defines none of its own. What hvbook does with each:
 
-| type | reason | what happens |
-|---|---|---|
-| shutdown | none | the VM stops normally: `Shutdown vm normally!` |
-| shutdown | system failure | the guest says its run failed (say, its own self-check did): the VM stops, and hvbook powers off with a failure status |
-| cold or warm reboot | none or failure | hvbook does not reboot VMs: the VM stops, with a failure status |
-| anything else | | `SBI_ERR_INVALID_PARAM`, and the guest goes on |
++---------------------+-----------------+--------------------------------------+
+| type                | reason          | what happens                         |
++=====================+=================+======================================+
+| shutdown            | none            | the VM stops normally:               |
+|                     |                 | `Shutdown vm normally!`              |
++---------------------+-----------------+--------------------------------------+
+| shutdown            | system failure  | the guest says its run failed (say,  |
+|                     |                 | its own self-check did): the VM      |
+|                     |                 | stops, and hvbook powers off with a  |
+|                     |                 | failure status                       |
++---------------------+-----------------+--------------------------------------+
+| cold or warm reboot | none or failure | hvbook does not reboot VMs: the VM   |
+|                     |                 | stops, with a failure status         |
++---------------------+-----------------+--------------------------------------+
+| anything else       |                 | `SBI_ERR_INVALID_PARAM`, and the     |
+|                     |                 | guest goes on                        |
++---------------------+-----------------+--------------------------------------+
 
 A failing status for a guest's own failure matters: the guest shares the
 console with the hypervisor and may print whatever it likes, but only the
@@ -1010,10 +1099,12 @@ static struct sbiret sbi_srst(u64 a0, u64 a1)
     if (type > SBI_SRST_WARM_REBOOT || reason > SBI_SRST_REASON_FAILURE)
         return (struct sbiret){SBI_ERR_INVALID_PARAM, 0};
     if (type != SBI_SRST_SHUTDOWN) {
-        printf("Guest: SBI SRST reset type %u: hvbook does not reboot VMs\n", type);
+        printf("Guest: SBI SRST reset type %u: hvbook does not reboot VMs\n",
+               type);
         vm_state = VM_GUEST_FAILURE;
     } else if (reason == SBI_SRST_REASON_FAILURE) {
-        printf("Guest: SBI SRST shutdown, reason %u: the guest reports a failure\n", reason);
+        printf("Guest: SBI SRST shutdown, reason %u: the guest reports a "
+               "failure\n", reason);
         vm_state = VM_GUEST_FAILURE;
     } else {
         printf("Guest: SBI SRST shutdown\n");
@@ -1106,9 +1197,11 @@ static bool in_pflash(u64 gpa)
 static void handle_stage2_fault(void)
 {
     u64 gpa = (vmexit.htval << 2) | (vmexit.stval & 3);
-    const char *access = vmexit.scause == EXC_INST_GUEST_PAGE_FAULT ? "fetched an instruction from"
-                         : vmexit.scause == EXC_LOAD_GUEST_PAGE_FAULT ? "read"
-                                                                      : "wrote";
+    const char *access = "wrote";
+    if (vmexit.scause == EXC_INST_GUEST_PAGE_FAULT)
+        access = "fetched an instruction from";
+    else if (vmexit.scause == EXC_LOAD_GUEST_PAGE_FAULT)
+        access = "read";
 
     if (in_pflash(gpa) && vmexit.scause == EXC_LOAD_GUEST_PAGE_FAULT) {
         u64 page = ALIGN_DOWN(gpa, PAGE_SIZE);
@@ -1118,10 +1211,13 @@ static void handle_stage2_fault(void)
     }
     exit_counts[EXIT_REFUSED_FAULT]++;
     if (in_pflash(gpa))
-        printf("VM fault: the guest %s GPA 0x%lx, in its pflash window, which is %s\n", access,
-               gpa, vmexit.scause == EXC_INST_GUEST_PAGE_FAULT ? "not executable" : "read-only");
+        printf("VM fault: the guest %s GPA 0x%lx, in its pflash window, "
+               "which is %s\n", access, gpa,
+               vmexit.scause == EXC_INST_GUEST_PAGE_FAULT ? "not executable"
+                                                          : "read-only");
     else
-        printf("VM fault: the guest %s GPA 0x%lx, outside its RAM and its devices\n", access, gpa);
+        printf("VM fault: the guest %s GPA 0x%lx, outside its RAM and its "
+               "devices\n", access, gpa);
     vm_dump();
 }
 
@@ -1181,7 +1277,8 @@ touched wrongly); `start/riscv64.S` sends it here.
 */
 _Noreturn void hv_host_trap(u64 scause, u64 sepc, u64 stval, u64 sp)
 {
-    panic("trap in the hypervisor itself: scause 0x%lx sepc 0x%lx stval 0x%lx sp 0x%lx",
+    panic("trap in the hypervisor itself: scause 0x%lx sepc 0x%lx "
+          "stval 0x%lx sp 0x%lx",
           scause, sepc, stval, sp);
 }
 
@@ -1209,18 +1306,23 @@ void hv_main(u64 hartid, u64 dtb)
     printf("\nhvbook: RISC-V hypervisor (HS-mode)\n");
     printf("Starting virtualization...\n");
     if (!hv_probe_h())
-        panic("this CPU has no H extension, so it cannot run a virtual machine.\n"
-              "  Run QEMU with its default rv64 CPU (the H extension is on by default).");
+        panic("this CPU has no H extension, so it cannot run a virtual "
+              "machine.\n  Run QEMU with its default rv64 CPU (the H "
+              "extension is on by default).");
 
     page_init((uintptr_t)_end, HOST_RAM_END);
-    printf("Pre-allocating %lu MB guest RAM at 0x%lx...\n", GUEST_RAM_SIZE / MiB, GUEST_RAM_GPA);
+    printf("Pre-allocating %lu MB guest RAM at 0x%lx...\n",
+           GUEST_RAM_SIZE / MiB, GUEST_RAM_GPA);
+
     guest_ram_setup();
     printf("VM created success, loading images...\n");
 
-    u64 entry = load_guest_kernel("/sbin/gkernel", EM_RISCV, GUEST_RAM_GPA, GUEST_RAM_SIZE,
-                                  guest_ram, VIRTIO_MMIO_BASE, VIRTIO_MMIO_STRIDE,
-                                  VIRTIO_MMIO_SLOTS);
-    printf("bsp_entry: 0x%lx; ept: 0x%lx\n", entry, (u64)(uintptr_t)gstage_root);
+    u64 entry = load_guest_kernel("/sbin/gkernel", EM_RISCV, GUEST_RAM_GPA,
+                                  GUEST_RAM_SIZE, guest_ram, VIRTIO_MMIO_BASE,
+                                  VIRTIO_MMIO_STRIDE, VIRTIO_MMIO_SLOTS);
+    printf("bsp_entry: 0x%lx; ept: 0x%lx\n", entry,
+           (u64)(uintptr_t)gstage_root);
+
 
     vcpu_setup(entry);
     printf("Entering VM run loop...\n");

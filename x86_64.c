@@ -164,10 +164,15 @@ Semiconductor data sheet, 8.6 "Register Addresses"). The hypervisor owns it.
 To send a byte, wait until the line status register says the transmit
 holding register is empty, then write the byte:
 
-| port | register | bits we use |
-|---|---|---|
-| 0x3F8 | `THR` transmit holding (with `LCR.DLAB` = 0) | the byte to send |
-| 0x3FD | `LSR` line status | 5 `THRE`: ready for the next byte; 6 `TEMT`: all sent |
++-------+----------------------------------+-----------------------------------+
+| port  | register                         | bits we use                       |
++=======+==================================+===================================+
+| 0x3F8 | `THR` transmit holding (with     | the byte to send                  |
+|       | `LCR.DLAB` = 0)                  |                                   |
++-------+----------------------------------+-----------------------------------+
+| 0x3FD | `LSR` line status                | 5 `THRE`: ready for the next      |
+|       |                                  | byte; 6 `TEMT`: all sent          |
++-------+----------------------------------+-----------------------------------+
 
 QEMU's model needs no baud rate or line settings to transmit. The guest has
 a 16550 at the same ports, but not this one: its `IN` and `OUT`
@@ -236,19 +241,39 @@ own interrupt controller, a page of 32-bit registers at physical address
 These are the registers this chapter uses, for the host and, emulated, for
 the guest:
 
-| offset | register | bits |
-|---|---|---|
-| 0x020 | ID | 31..24: this APIC's number |
-| 0x030 | version | 7..0 version, 23..16 highest LVT entry |
-| 0x080 | TPR, task priority | 7..4: interrupts of this class and below wait |
-| 0x0B0 | EOI | write 0: the interrupt being handled is done |
-| 0x0F0 | SVR, spurious vector | 8: APIC software-enabled; 7..0: vector for spurious interrupts |
-| 0x300, 0x310 | ICR, interrupt command | sends IPIs, INIT and startup to other CPUs |
-| 0x320 | LVT timer | 7..0 vector; 16 masked; 18..17 mode: 0 one-shot, 1 periodic |
-| 0x350, 0x360 | LVT LINT0, LINT1 | 16 masked: the legacy PIC's and NMI pins |
-| 0x380 | initial count | writing starts the countdown |
-| 0x390 | current count | counts down to 0 |
-| 0x3E0 | divide configuration | bits 3, 1, 0: 0b111 = by 1, else by 2^(value + 1) |
++--------------+------------------------+--------------------------------------+
+| offset       | register               | bits                                 |
++==============+========================+======================================+
+| 0x020        | ID                     | 31..24: this APIC's number           |
++--------------+------------------------+--------------------------------------+
+| 0x030        | version                | 7..0 version, 23..16 highest LVT     |
+|              |                        | entry                                |
++--------------+------------------------+--------------------------------------+
+| 0x080        | TPR, task priority     | 7..4: interrupts of this class and   |
+|              |                        | below wait                           |
++--------------+------------------------+--------------------------------------+
+| 0x0B0        | EOI                    | write 0: the interrupt being handled |
+|              |                        | is done                              |
++--------------+------------------------+--------------------------------------+
+| 0x0F0        | SVR, spurious vector   | 8: APIC software-enabled; 7..0:      |
+|              |                        | vector for spurious interrupts       |
++--------------+------------------------+--------------------------------------+
+| 0x300, 0x310 | ICR, interrupt command | sends IPIs, INIT and startup to      |
+|              |                        | other CPUs                           |
++--------------+------------------------+--------------------------------------+
+| 0x320        | LVT timer              | 7..0 vector; 16 masked; 18..17 mode: |
+|              |                        | 0 one-shot, 1 periodic               |
++--------------+------------------------+--------------------------------------+
+| 0x350, 0x360 | LVT LINT0, LINT1       | 16 masked: the legacy PIC's and NMI  |
+|              |                        | pins                                 |
++--------------+------------------------+--------------------------------------+
+| 0x380        | initial count          | writing starts the countdown         |
++--------------+------------------------+--------------------------------------+
+| 0x390        | current count          | counts down to 0                     |
++--------------+------------------------+--------------------------------------+
+| 0x3E0        | divide configuration   | bits 3, 1, 0: 0b111 = by 1, else by  |
+|              |                        | 2^(value + 1)                        |
++--------------+------------------------+--------------------------------------+
 
 The timer counts down from the initial count at the APIC's clock divided by
 the divide configuration, and interrupts with its vector at zero. QEMU's
@@ -321,12 +346,14 @@ static u64 tsc_per_second;
 
 static u64 apic_to_tsc(u64 ticks)
 {
-    return (u64)((unsigned __int128)ticks * tsc_per_calibration / CALIBRATION_TICKS);
+    return (u64)((unsigned __int128)ticks * tsc_per_calibration /
+                 CALIBRATION_TICKS);
 }
 
 static u64 tsc_to_apic(u64 tsc)
 {
-    return (u64)((unsigned __int128)tsc * CALIBRATION_TICKS / tsc_per_calibration);
+    return (u64)((unsigned __int128)tsc * CALIBRATION_TICKS /
+                 tsc_per_calibration);
 }
 
 static void time_init(void)
@@ -430,15 +457,25 @@ Translation"): four levels of 512 eight-byte entries, each level resolving
 
 An entry, as hvbook fills it:
 
-| bit | name | value | meaning |
-|---|---|---|---|
-| 0 | P | 1 | present |
-| 1 | R/W | 1 | writable |
-| 2 | U/S | 1 | user: **required**, nested walks are checked as user accesses (15.25.5 "Nested Walks") |
-| 5 | A | 1 | accessed, set up front |
-| 6 | D | 1 | dirty, set up front (in a leaf) |
-| 7 | PS | 1 in a PD entry | a 2 MiB page |
-| 51..12 | address | | the next table, or the host frame |
++--------+---------+-----------------+-----------------------------------------+
+| bit    | name    | value           | meaning                                 |
++========+=========+=================+=========================================+
+| 0      | P       | 1               | present                                 |
++--------+---------+-----------------+-----------------------------------------+
+| 1      | R/W     | 1               | writable                                |
++--------+---------+-----------------+-----------------------------------------+
+| 2      | U/S     | 1               | user: **required**, nested walks are    |
+|        |         |                 | checked as user accesses (15.25.5       |
+|        |         |                 | "Nested Walks")                         |
++--------+---------+-----------------+-----------------------------------------+
+| 5      | A       | 1               | accessed, set up front                  |
++--------+---------+-----------------+-----------------------------------------+
+| 6      | D       | 1               | dirty, set up front (in a leaf)         |
++--------+---------+-----------------+-----------------------------------------+
+| 7      | PS      | 1 in a PD entry | a 2 MiB page                            |
++--------+---------+-----------------+-----------------------------------------+
+| 51..12 | address |                 | the next table, or the host frame       |
++--------+---------+-----------------+-----------------------------------------+
 
 Guest RAM is mapped with 2 MiB pages: eight PD entries map all 16 MiB, and
 each TLB entry covers 512 times more than a 4 KiB one would. Nothing else
@@ -554,7 +591,8 @@ static const char *svm_missing(void)
 {
     if (cpuid(0x80000000, 0).eax < CPUID_SVM_FEATURES ||
         !(cpuid(CPUID_EXT_FEATURES, 0).ecx & CPUID_EXT_ECX_SVM))
-        return "this CPU has no SVM (AMD-V), so it cannot run a virtual machine";
+        return "this CPU has no SVM (AMD-V), so it cannot run a virtual "
+               "machine";
     if (!(cpuid(CPUID_SVM_FEATURES, 0).edx & CPUID_SVM_EDX_NP))
         return "this CPU has SVM but no nested paging, which hvbook needs";
     if (rdmsr(MSR_VM_CR) & VM_CR_SVMDIS)
@@ -583,28 +621,66 @@ The VMCB is one 4 KiB page: the control area from offset 0, the state save
 area from 0x400 (APM vol. 2, appendix B, tables B-1 and B-2). Only the
 fields hvbook uses have names here; the rest are reserved and stay zero.
 
-| offset | field | what hvbook puts there, or reads |
-|---|---|---|
-| 0x00C, 0x010 | intercept vectors 3 and 4 | which instructions and events exit (table below) |
-| 0x040 | `IOPM_BASE_PA` | the I/O permission map |
-| 0x048 | `MSRPM_BASE_PA` | the MSR permission map |
-| 0x058 | `GUEST_ASID` | 1 |
-| 0x05C | `TLB_CONTROL` | 1 on the first run (flush all), then 0 |
-| 0x060 | `V_TPR`, `V_IRQ`, `V_INTR_PRIO`, `V_INTR_MASKING`, `V_INTR_VECTOR` | the virtual interrupt we inject |
-| 0x070 | `EXITCODE` | why the guest exited |
-| 0x078, 0x080 | `EXITINFO1`, `EXITINFO2` | details, per exit code |
-| 0x088 | `EXITINTINFO` | an event the exit interrupted |
-| 0x090 | `NP_ENABLE` | bit 0: nested paging on |
-| 0x0A8 | `EVENTINJ` | an exception to inject on the next `VMRUN` |
-| 0x0B0 | `N_CR3` | the nested tables' PML4 |
-| 0x0C0 | `VMCB_CLEAN` | 0: nothing cached, the CPU reloads every field (15.15 "VMCB State Caching") |
-| 0x400 .. 0x49F | `ES`, `CS`, `SS`, `DS`, `FS`, `GS`, `GDTR`, `LDTR`, `IDTR`, `TR` | selector, attributes, limit, base |
-| 0x4CB | `CPL` | the guest's ring |
-| 0x4D0 | `EFER` | the guest's (with `SVME`, which `VMRUN` insists on) |
-| 0x548 .. 0x578 | `CR4`, `CR3`, `CR0`, `DR7`, `DR6`, `RFLAGS`, `RIP` | the guest's |
-| 0x5D8, 0x5F8 | `RSP`, `RAX` | the guest's |
-| 0x600 .. 0x640 | `STAR` .. `CR2` | the guest's, moved by `VMLOAD`/`VMSAVE` (and `CR2` by `VMRUN`) |
-| 0x668 | `G_PAT` | the guest's page attribute table |
++----------------+------------------------------+------------------------------+
+| offset         | field                        | what hvbook puts there, or   |
+|                |                              | reads                        |
++================+==============================+==============================+
+| 0x00C, 0x010   | intercept vectors 3 and 4    | which instructions and       |
+|                |                              | events exit (table below)    |
++----------------+------------------------------+------------------------------+
+| 0x040          | `IOPM_BASE_PA`               | the I/O permission map       |
++----------------+------------------------------+------------------------------+
+| 0x048          | `MSRPM_BASE_PA`              | the MSR permission map       |
++----------------+------------------------------+------------------------------+
+| 0x058          | `GUEST_ASID`                 | 1                            |
++----------------+------------------------------+------------------------------+
+| 0x05C          | `TLB_CONTROL`                | 1 on the first run (flush    |
+|                |                              | all), then 0                 |
++----------------+------------------------------+------------------------------+
+| 0x060          | `V_TPR`, `V_IRQ`,            | the virtual interrupt we     |
+|                | `V_INTR_PRIO`,               | inject                       |
+|                | `V_INTR_MASKING`,            |                              |
+|                | `V_INTR_VECTOR`              |                              |
++----------------+------------------------------+------------------------------+
+| 0x070          | `EXITCODE`                   | why the guest exited         |
++----------------+------------------------------+------------------------------+
+| 0x078, 0x080   | `EXITINFO1`, `EXITINFO2`     | details, per exit code       |
++----------------+------------------------------+------------------------------+
+| 0x088          | `EXITINTINFO`                | an event the exit            |
+|                |                              | interrupted                  |
++----------------+------------------------------+------------------------------+
+| 0x090          | `NP_ENABLE`                  | bit 0: nested paging on      |
++----------------+------------------------------+------------------------------+
+| 0x0A8          | `EVENTINJ`                   | an exception to inject on    |
+|                |                              | the next `VMRUN`             |
++----------------+------------------------------+------------------------------+
+| 0x0B0          | `N_CR3`                      | the nested tables' PML4      |
++----------------+------------------------------+------------------------------+
+| 0x0C0          | `VMCB_CLEAN`                 | 0: nothing cached, the CPU   |
+|                |                              | reloads every field (15.15   |
+|                |                              | "VMCB State Caching")        |
++----------------+------------------------------+------------------------------+
+| 0x400 .. 0x49F | `ES`, `CS`, `SS`, `DS`,      | selector, attributes, limit, |
+|                | `FS`, `GS`, `GDTR`, `LDTR`,  | base                         |
+|                | `IDTR`, `TR`                 |                              |
++----------------+------------------------------+------------------------------+
+| 0x4CB          | `CPL`                        | the guest's ring             |
++----------------+------------------------------+------------------------------+
+| 0x4D0          | `EFER`                       | the guest's (with `SVME`,    |
+|                |                              | which `VMRUN` insists on)    |
++----------------+------------------------------+------------------------------+
+| 0x548 .. 0x578 | `CR4`, `CR3`, `CR0`, `DR7`,  | the guest's                  |
+|                | `DR6`, `RFLAGS`, `RIP`       |                              |
++----------------+------------------------------+------------------------------+
+| 0x5D8, 0x5F8   | `RSP`, `RAX`                 | the guest's                  |
++----------------+------------------------------+------------------------------+
+| 0x600 .. 0x640 | `STAR` .. `CR2`              | the guest's, moved by        |
+|                |                              | `VMLOAD`/`VMSAVE` (and `CR2` |
+|                |                              | by `VMRUN`)                  |
++----------------+------------------------------+------------------------------+
+| 0x668          | `G_PAT`                      | the guest's page attribute   |
+|                |                              | table                        |
++----------------+------------------------------+------------------------------+
 
 A segment in the save area keeps the *hidden* part of a segment register,
 the descriptor the CPU loaded, with the attribute bits packed into 12 bits:
@@ -647,7 +723,8 @@ struct vmcb {
     u64 next_rip;               /* 0x0C8 */
     u8 reserved5[0x400 - 0x0D0];
 
-    struct vmcb_segment es, cs, ss, ds, fs, gs, gdtr, ldtr, idtr, tr; /* 0x400 */
+    /* 0x400 */
+    struct vmcb_segment es, cs, ss, ds, fs, gs, gdtr, ldtr, idtr, tr;
     u8 reserved6[0x4CB - 0x4A0];
     u8 cpl;                     /* 0x4CB */
     u32 reserved7;
@@ -685,18 +762,50 @@ Everything not intercepted runs in the guest at full speed. hvbook
 intercepts exactly this, each bit from APM vol. 2, B-1 (and the
 section that explains it):
 
-| vector, bit | intercept | why |
-|---|---|---|
-| 3, 0 | `INTR` | physical interrupts are the hypervisor's: its timer ends the guest's turn (15.13 "Interrupt Intercepts") |
-| 3, 18 | `CPUID` | the guest is told the truth about its CPU, minus SVM: no nested virtualization (15.9) |
-| 3, 24 | `HLT` | a halted guest waits for *its* timer, through the hypervisor (15.9) |
-| 3, 26 | `INVLPGA` | an SVM instruction: the guest has no SVM, so it gets `#UD` |
-| 3, 27 | `IOIO_PROT` | port I/O, through an I/O permission map that passes **nothing** (15.10) |
-| 3, 28 | `MSR_PROT` | MSRs, through an MSR permission map: `EFER`, the APIC base and anything else that would reach the host's state (15.11) |
-| 3, 31 | `SHUTDOWN` | a triple fault would reset the whole machine; it stops the VM instead (15.14.3 "Shutdown Intercept") |
-| 4, 0 | `VMRUN` | required: `VMRUN` fails without it (15.5.1) |
-| 4, 1 | `VMMCALL` | the guest's hypercall (15.18 "VMMCALL Instruction") |
-| 4, 2..6 | `VMLOAD`, `VMSAVE`, `STGI`, `CLGI`, `SKINIT` | SVM instructions: `#UD` for the guest, as on a CPU without SVM |
++-------------+-------------------------------+--------------------------------+
+| vector, bit | intercept                     | why                            |
++=============+===============================+================================+
+| 3, 0        | `INTR`                        | physical interrupts are the    |
+|             |                               | hypervisor's: its timer ends   |
+|             |                               | the guest's turn (15.13        |
+|             |                               | "Interrupt Intercepts")        |
++-------------+-------------------------------+--------------------------------+
+| 3, 18       | `CPUID`                       | the guest is told the truth    |
+|             |                               | about its CPU, minus SVM: no   |
+|             |                               | nested virtualization (15.9)   |
++-------------+-------------------------------+--------------------------------+
+| 3, 24       | `HLT`                         | a halted guest waits for *its* |
+|             |                               | timer, through the hypervisor  |
+|             |                               | (15.9)                         |
++-------------+-------------------------------+--------------------------------+
+| 3, 26       | `INVLPGA`                     | an SVM instruction: the guest  |
+|             |                               | has no SVM, so it gets `#UD`   |
++-------------+-------------------------------+--------------------------------+
+| 3, 27       | `IOIO_PROT`                   | port I/O, through an I/O       |
+|             |                               | permission map that passes     |
+|             |                               | **nothing** (15.10)            |
++-------------+-------------------------------+--------------------------------+
+| 3, 28       | `MSR_PROT`                    | MSRs, through an MSR           |
+|             |                               | permission map: `EFER`, the    |
+|             |                               | APIC base and anything else    |
+|             |                               | that would reach the host's    |
+|             |                               | state (15.11)                  |
++-------------+-------------------------------+--------------------------------+
+| 3, 31       | `SHUTDOWN`                    | a triple fault would reset the |
+|             |                               | whole machine; it stops the VM |
+|             |                               | instead (15.14.3 "Shutdown     |
+|             |                               | Intercept")                    |
++-------------+-------------------------------+--------------------------------+
+| 4, 0        | `VMRUN`                       | required: `VMRUN` fails        |
+|             |                               | without it (15.5.1)            |
++-------------+-------------------------------+--------------------------------+
+| 4, 1        | `VMMCALL`                     | the guest's hypercall (15.18   |
+|             |                               | "VMMCALL Instruction")         |
++-------------+-------------------------------+--------------------------------+
+| 4, 2..6     | `VMLOAD`, `VMSAVE`, `STGI`,   | SVM instructions: `#UD` for    |
+|             | `CLGI`, `SKINIT`              | the guest, as on a CPU without |
+|             |                               | SVM                            |
++-------------+-------------------------------+--------------------------------+
 
 One crack remains, and it is worth knowing: because the guest's `EFER.SVME`
 must be set, the CPU checks an SVM instruction's operand before it looks at
@@ -815,9 +924,11 @@ struct vcpu {
     u64 vmcb_pa;        /* the guest's VMCB */
     u64 host_save_pa;   /* where vcpu_enter VMSAVEs the host's FS, GS, ... */
 };
-_Static_assert(offsetof(struct vcpu, vmcb_pa) == 128, "start/x86_64.S expects vmcb_pa at 128");
+_Static_assert(offsetof(struct vcpu, vmcb_pa) == 128,
+               "start/x86_64.S expects vmcb_pa at 128");
 
-void vcpu_enter(struct vcpu *v); /* start/x86_64.S: returns at the next #VMEXIT */
+/* start/x86_64.S: returns at the next #VMEXIT */
+void vcpu_enter(struct vcpu *v);
 
 static struct vcpu vcpu;
 static struct vmcb *vmcb;
@@ -844,20 +955,53 @@ The guest is started exactly as a Multiboot loader starts a kernel
 (Multiboot 0.6.96, 3.2 "Machine state"), so the very same ELF file runs
 bare on QEMU:
 
-| register | value | why |
-|---|---|---|
-| `CS` | selector 0x10, base 0, limit 4 GiB, attributes 0xC9B | flat 32-bit code: present, ring 0, execute/read, `D` = 1, `G` = 1 |
-| `DS`, `ES`, `FS`, `GS`, `SS` | selector 0x18, base 0, limit 4 GiB, attributes 0xC93 | flat 32-bit data, read/write |
-| `GDTR`, `IDTR` | base 0, limit 0 | undefined for a Multiboot kernel: it loads its own |
-| `TR` | attributes 0x8B | a busy 32-bit TSS, as the CPU needs some `TR`; the guest loads its own if it wants one |
-| `CR0` | 0x11: `PE` and `ET` | protected mode, no paging |
-| `CR3`, `CR4` | 0 | |
-| `EFER` | `SVME` only | `VMRUN` refuses a guest `EFER` without it (15.5.1); the guest never sees the bit (`handle_msr`) |
-| `RFLAGS` | 0x2 | `IF` = 0, bit 1 is always 1 |
-| `EAX` | 0x2BAD_B002 | "a Multiboot loader started you" |
-| `EBX` | 0x9000 | the Multiboot information hvbook builds there |
-| `RIP` | the ELF entry point | |
-| `DR6`, `DR7`, `G_PAT` | 0xFFFF_0FF0, 0x400, 0x0007_0406_0007_0406 | their reset values |
++-------------------------+-------------------------+--------------------------+
+| register                | value                   | why                      |
++=========================+=========================+==========================+
+| `CS`                    | selector 0x10, base 0,  | flat 32-bit code:        |
+|                         | limit 4 GiB, attributes | present, ring 0,         |
+|                         | 0xC9B                   | execute/read, `D` = 1,   |
+|                         |                         | `G` = 1                  |
++-------------------------+-------------------------+--------------------------+
+| `DS`, `ES`, `FS`, `GS`, | selector 0x18, base 0,  | flat 32-bit data,        |
+| `SS`                    | limit 4 GiB, attributes | read/write               |
+|                         | 0xC93                   |                          |
++-------------------------+-------------------------+--------------------------+
+| `GDTR`, `IDTR`          | base 0, limit 0         | undefined for a          |
+|                         |                         | Multiboot kernel: it     |
+|                         |                         | loads its own            |
++-------------------------+-------------------------+--------------------------+
+| `TR`                    | attributes 0x8B         | a busy 32-bit TSS, as    |
+|                         |                         | the CPU needs some `TR`; |
+|                         |                         | the guest loads its own  |
+|                         |                         | if it wants one          |
++-------------------------+-------------------------+--------------------------+
+| `CR0`                   | 0x11: `PE` and `ET`     | protected mode, no       |
+|                         |                         | paging                   |
++-------------------------+-------------------------+--------------------------+
+| `CR3`, `CR4`            | 0                       |                          |
++-------------------------+-------------------------+--------------------------+
+| `EFER`                  | `SVME` only             | `VMRUN` refuses a guest  |
+|                         |                         | `EFER` without it        |
+|                         |                         | (15.5.1); the guest      |
+|                         |                         | never sees the bit       |
+|                         |                         | (`handle_msr`)           |
++-------------------------+-------------------------+--------------------------+
+| `RFLAGS`                | 0x2                     | `IF` = 0, bit 1 is       |
+|                         |                         | always 1                 |
++-------------------------+-------------------------+--------------------------+
+| `EAX`                   | 0x2BAD_B002             | "a Multiboot loader      |
+|                         |                         | started you"             |
++-------------------------+-------------------------+--------------------------+
+| `EBX`                   | 0x9000                  | the Multiboot            |
+|                         |                         | information hvbook       |
+|                         |                         | builds there             |
++-------------------------+-------------------------+--------------------------+
+| `RIP`                   | the ELF entry point     |                          |
++-------------------------+-------------------------+--------------------------+
+| `DR6`, `DR7`, `G_PAT`   | 0xFFFF_0FF0, 0x400,     | their reset values       |
+|                         | 0x0007_0406_0007_0406   |                          |
++-------------------------+-------------------------+--------------------------+
 
 The Multiboot information (Multiboot 0.6.96, 3.3 "Boot information
 format") that the guest finds at `EBX` has only its memory fields filled,
@@ -904,19 +1048,20 @@ static void vcpu_setup(u64 entry)
     memset(iopm, 0xFF, IOPM_PAGES * PAGE_SIZE);
     msrpm = page_alloc(MSRPM_PAGES, PAGE_SIZE);
     memset(msrpm, 0xFF, MSRPM_PAGES * PAGE_SIZE);
-    static const u32 passed[] = {MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP,
-                                 MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK,
-                                 MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE};
+    static const u32 passed[] = {
+        MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP,
+        MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK,
+        MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE};
     for (size_t i = 0; i < ARRAY_SIZE(passed); i++)
         msr_pass(passed[i], true, true);
     msr_pass(MSR_TSC, true, false);
 
     vmcb->intercept_misc1 = INTERCEPT_INTR | INTERCEPT_CPUID | INTERCEPT_HLT |
-                            INTERCEPT_INVLPGA | INTERCEPT_IOIO_PROT | INTERCEPT_MSR_PROT |
-                            INTERCEPT_SHUTDOWN;
-    vmcb->intercept_misc2 = INTERCEPT_VMRUN | INTERCEPT_VMMCALL | INTERCEPT_VMLOAD |
-                            INTERCEPT_VMSAVE | INTERCEPT_STGI | INTERCEPT_CLGI |
-                            INTERCEPT_SKINIT;
+                            INTERCEPT_INVLPGA | INTERCEPT_IOIO_PROT |
+                            INTERCEPT_MSR_PROT | INTERCEPT_SHUTDOWN;
+    vmcb->intercept_misc2 = INTERCEPT_VMRUN | INTERCEPT_VMMCALL |
+                            INTERCEPT_VMLOAD | INTERCEPT_VMSAVE |
+                            INTERCEPT_STGI | INTERCEPT_CLGI | INTERCEPT_SKINIT;
     vmcb->iopm_base_pa = (uintptr_t)iopm;
     vmcb->msrpm_base_pa = (uintptr_t)msrpm;
     vmcb->guest_asid = GUEST_ASID;
@@ -1039,14 +1184,18 @@ it was in, the way a kernel prints an "oops".
 */
 static void vm_dump(void)
 {
-    printf("  exit 0x%lx  guest pc 0x%lx  EXITINFO1 0x%lx  EXITINFO2 0x%lx  EXITINTINFO 0x%lx\n",
-           vmcb->exitcode, vmcb->rip, vmcb->exitinfo1, vmcb->exitinfo2, vmcb->exitintinfo);
-    printf("  guest rax 0x%lx  rbx 0x%lx  rcx 0x%lx  rdx 0x%lx  rsp 0x%lx  rflags 0x%lx\n",
-           vmcb->rax, vcpu.gpr[REG_RBX], vcpu.gpr[REG_RCX], vcpu.gpr[REG_RDX], vmcb->rsp,
-           vmcb->rflags);
-    printf("  guest cr0 0x%lx  cr3 0x%lx  cr4 0x%lx  efer 0x%lx  cs 0x%x (attributes 0x%x)\n",
-           vmcb->cr0, vmcb->cr3, vmcb->cr4, vmcb->efer & ~EFER_SVME, vmcb->cs.selector,
-           vmcb->cs.attrib);
+    printf("  exit 0x%lx  guest pc 0x%lx  EXITINFO1 0x%lx  EXITINFO2 0x%lx"
+           "  EXITINTINFO 0x%lx\n",
+           vmcb->exitcode, vmcb->rip, vmcb->exitinfo1, vmcb->exitinfo2,
+           vmcb->exitintinfo);
+    printf("  guest rax 0x%lx  rbx 0x%lx  rcx 0x%lx  rdx 0x%lx  rsp 0x%lx"
+           "  rflags 0x%lx\n",
+           vmcb->rax, vcpu.gpr[REG_RBX], vcpu.gpr[REG_RCX], vcpu.gpr[REG_RDX],
+           vmcb->rsp, vmcb->rflags);
+    printf("  guest cr0 0x%lx  cr3 0x%lx  cr4 0x%lx  efer 0x%lx  cs 0x%x"
+           " (attributes 0x%x)\n",
+           vmcb->cr0, vmcb->cr3, vmcb->cr4, vmcb->efer & ~EFER_SVME,
+           vmcb->cs.selector, vmcb->cs.attrib);
     vm_state = VM_FAULT;
 }
 
@@ -1207,7 +1356,8 @@ static void lapic_timer_start(u32 initial)
     vlapic.initial = initial;
     vlapic.start = rdtsc();
     vlapic.period = apic_to_tsc((u64)initial * divide_value(vlapic.divide));
-    vlapic.deadline = initial && vlapic.period ? vlapic.start + vlapic.period : 0;
+    vlapic.deadline =
+        initial && vlapic.period ? vlapic.start + vlapic.period : 0;
     host_timer_rearm();
 }
 
@@ -1233,11 +1383,20 @@ uses it only for what only a hypervisor offers. hvbook's calls, with the
 function in `RAX` and the argument in `RBX` (the convention KVM's
 hypercalls use too):
 
-| `EAX` | call | what hvbook does |
-|---|---|---|
-| 0x8400_0008 | shutdown (the seed's number, PSCI's `SYSTEM_OFF`) | `Guest: VMMCALL shutdown`; the VM stops normally |
-| 0x1 | putchar | prints the byte in `BL`, for output before the guest's serial driver is up; answers 0 |
-| anything else | | -1 ("not supported") in `RAX`, and the guest goes on |
++---------------+------------------------------+-------------------------------+
+| `EAX`         | call                         | what hvbook does              |
++===============+==============================+===============================+
+| 0x8400_0008   | shutdown (the seed's number, | `Guest: VMMCALL shutdown`;    |
+|               | PSCI's `SYSTEM_OFF`)         | the VM stops normally         |
++---------------+------------------------------+-------------------------------+
+| 0x1           | putchar                      | prints the byte in `BL`, for  |
+|               |                              | output before the guest's     |
+|               |                              | serial driver is up; answers  |
+|               |                              | 0                             |
++---------------+------------------------------+-------------------------------+
+| anything else |                              | -1 ("not supported") in       |
+|               |                              | `RAX`, and the guest goes on  |
++---------------+------------------------------+-------------------------------+
 
 Only `EAX`, the low half of `RAX`, selects the call, so a guest still in
 32-bit mode calls the same numbers. There is no NRIP save in QEMU (see the
@@ -1286,14 +1445,26 @@ hvbook emulates the guest's 16550 at 0x3F8..0x3FF, one byte at a time, as a
 UART whose transmitter is always ready and whose receiver never has
 anything:
 
-| offset | read | write |
-|---|---|---|
-| 0 | `RBR`: 0, nothing received (`DLL` with `LCR.DLAB`) | `THR`: the byte goes to hvbook's console (`DLL` with `DLAB`: kept) |
-| 1 | `IER` as written (`DLM` with `DLAB`) | kept |
-| 2 | `IIR`: 0x01, no interrupt pending (0xC1 with the FIFOs on) | `FCR`: kept |
-| 3, 4, 7 | `LCR`, `MCR`, `SCR` as written | kept |
-| 5 | `LSR`: 0x60, `THRE` and `TEMT` | ignored |
-| 6 | `MSR`: 0 | ignored |
++---------+---------------------------------+----------------------------------+
+| offset  | read                            | write                            |
++=========+=================================+==================================+
+| 0       | `RBR`: 0, nothing received      | `THR`: the byte goes to hvbook's |
+|         | (`DLL` with `LCR.DLAB`)         | console (`DLL` with `DLAB`:      |
+|         |                                 | kept)                            |
++---------+---------------------------------+----------------------------------+
+| 1       | `IER` as written (`DLM` with    | kept                             |
+|         | `DLAB`)                         |                                  |
++---------+---------------------------------+----------------------------------+
+| 2       | `IIR`: 0x01, no interrupt       | `FCR`: kept                      |
+|         | pending (0xC1 with the FIFOs    |                                  |
+|         | on)                             |                                  |
++---------+---------------------------------+----------------------------------+
+| 3, 4, 7 | `LCR`, `MCR`, `SCR` as written  | kept                             |
++---------+---------------------------------+----------------------------------+
+| 5       | `LSR`: 0x60, `THRE` and `TEMT`  | ignored                          |
++---------+---------------------------------+----------------------------------+
+| 6       | `MSR`: 0                        | ignored                          |
++---------+---------------------------------+----------------------------------+
 
 and honours the power-off port, 0xF4: an `OUT` of 0 is the guest's normal
 shutdown, anything else a shutdown reporting failure, exactly what
@@ -1361,7 +1532,8 @@ static void guest_power_off(u32 value)
         printf("Guest: power-off port\n");
         vm_state = VM_SHUTDOWN;
     } else {
-        printf("Guest: power-off port, value %u: the guest reports a failure\n", value);
+        printf("Guest: power-off port, value %u: the guest reports a "
+               "failure\n", value);
         vm_state = VM_FAULT;
     }
 }
@@ -1392,7 +1564,8 @@ static void handle_io(void)
         }
     }
     exit_counts[EXIT_REFUSED_IO]++;
-    printf("VM fault: the guest %s port 0x%x (%d byte%s%s), which it does not own\n",
+    printf("VM fault: the guest %s port 0x%x (%d byte%s%s), which it does "
+           "not own\n",
            in ? "read from" : "wrote to", port, size, size == 1 ? "" : "s",
            info & IOIO_STR ? ", string instruction" : "");
     vm_dump();
@@ -1405,25 +1578,52 @@ static void handle_io(void)
 what the guest must not believe it has (15.9, and the leaves in APM vol. 3,
 appendix E "Obtaining Processor Information Via the CPUID Instruction"):
 
-| leaf | register, bit | what | why the guest does not get it |
-|---|---|---|---|
-| 0x8000_0001 | `ECX` 2 | SVM | no nested virtualization: hvbook would have to emulate `VMRUN` |
-| 0x8000_000A | all | SVM features | belongs to SVM |
-| 1 | `ECX` 5 | VMX | (Intel's; QEMU never has it, but a guest must never see it here) |
-| 1 | `ECX` 21 | x2APIC | the emulated APIC is the memory-mapped xAPIC only |
-| 1 | `ECX` 24 | TSC deadline | the emulated APIC timer has no TSC-deadline mode |
++-------------+---------------+--------------+---------------------------------+
+| leaf        | register, bit | what         | why the guest does not get it   |
++=============+===============+==============+=================================+
+| 0x8000_0001 | `ECX` 2       | SVM          | no nested virtualization:       |
+|             |               |              | hvbook would have to emulate    |
+|             |               |              | `VMRUN`                         |
++-------------+---------------+--------------+---------------------------------+
+| 0x8000_000A | all           | SVM features | belongs to SVM                  |
++-------------+---------------+--------------+---------------------------------+
+| 1           | `ECX` 5       | VMX          | (Intel's; QEMU never has it,    |
+|             |               |              | but a guest must never see it   |
+|             |               |              | here)                           |
++-------------+---------------+--------------+---------------------------------+
+| 1           | `ECX` 21      | x2APIC       | the emulated APIC is the        |
+|             |               |              | memory-mapped xAPIC only        |
++-------------+---------------+--------------+---------------------------------+
+| 1           | `ECX` 24      | TSC deadline | the emulated APIC timer has no  |
+|             |               |              | TSC-deadline mode               |
++-------------+---------------+--------------+---------------------------------+
 
 **MSRs** (`RDMSR` 0F 32, `WRMSR` 0F 30; the number in `ECX`, the value in
 `EDX:EAX`; `EXITINFO1` = 1 for a write, 15.11) that the permission map
 sends here:
 
-| MSR | read | write |
-|---|---|---|
-| `EFER` (0xC000_0080) | the guest's, without `SVME` | kept, with `SVME` added back; setting `SVME` itself is `#GP`, as without SVM |
-| `APIC_BASE` (0x1B) | 0xFEE0_0900: enabled, bootstrap CPU, at 0xFEE0_0000 | the same value is accepted; moving or switching off the APIC is a VM fault |
-| `PAT` (0x277) | `G_PAT` of the VMCB | into `G_PAT`, which nested paging uses as the guest's (15.25.8) |
-| `TSC` (0x10) | not intercepted | refused (`#GP`): it would move the host's clock |
-| any other | `#GP` | `#GP` |
++----------------------+---------------------------+---------------------------+
+| MSR                  | read                      | write                     |
++======================+===========================+===========================+
+| `EFER` (0xC000_0080) | the guest's, without      | kept, with `SVME` added   |
+|                      | `SVME`                    | back; setting `SVME`      |
+|                      |                           | itself is `#GP`, as       |
+|                      |                           | without SVM               |
++----------------------+---------------------------+---------------------------+
+| `APIC_BASE` (0x1B)   | 0xFEE0_0900: enabled,     | the same value is         |
+|                      | bootstrap CPU, at         | accepted; moving or       |
+|                      | 0xFEE0_0000               | switching off the APIC is |
+|                      |                           | a VM fault                |
++----------------------+---------------------------+---------------------------+
+| `PAT` (0x277)        | `G_PAT` of the VMCB       | into `G_PAT`, which       |
+|                      |                           | nested paging uses as the |
+|                      |                           | guest's (15.25.8)         |
++----------------------+---------------------------+---------------------------+
+| `TSC` (0x10)         | not intercepted           | refused (`#GP`): it would |
+|                      |                           | move the host's clock     |
++----------------------+---------------------------+---------------------------+
+| any other            | `#GP`                     | `#GP`                     |
++----------------------+---------------------------+---------------------------+
 
 `#GP` is what a real CPU raises for an MSR it does not have, so the guest's
 own handler sees exactly what it would see on bare metal.
@@ -1482,8 +1682,9 @@ static void handle_msr(void)
         break;
     case MSR_APIC_BASE:
         if (value != GUEST_APIC_BASE) {
-            printf("VM fault: the guest wrote 0x%lx to its APIC_BASE MSR: hvbook does not "
-                   "let it move, disable or switch the mode of its local APIC\n", value);
+            printf("VM fault: the guest wrote 0x%lx to its APIC_BASE MSR: "
+                   "hvbook does not let it move, disable or switch the mode "
+                   "of its local APIC\n", value);
             vm_dump();
             return;
         }
@@ -1581,7 +1782,8 @@ static bool guest_translate(u64 va, u64 *gpa)
         return false;
     u64 table = vmcb->cr3 & PTE_ADDR_MASK;
     for (int level = 3; level >= 0; level--) {
-        u64 *entry = guest_buffer(table + ((va >> (12 + 9 * level)) & 0x1ff) * 8, 8);
+        u64 index = (va >> (12 + 9 * level)) & 0x1ff;
+        u64 *entry = guest_buffer(table + index * 8, 8);
         if (!entry || !(*entry & PTE_P))
             return false;
         if (level == 0 || (level <= 2 && (*entry & PTE_PS))) {
@@ -1602,7 +1804,8 @@ static int fetch_instruction(u8 *bytes)
     for (; n < 15; n++) {
         u64 gpa;
         u8 *p;
-        if (!guest_translate(vmcb->rip + (u64)n, &gpa) || !(p = guest_buffer(gpa, 1)))
+        if (!guest_translate(vmcb->rip + (u64)n, &gpa) ||
+            !(p = guest_buffer(gpa, 1)))
             break;
         bytes[n] = *p;
     }
@@ -1619,13 +1822,21 @@ vol. 3, 1.1 "Instruction Encoding Overview"):
 A compiler writes a volatile load or store as a `MOV`, so that is all the
 decoder understands:
 
-| opcode | instruction | access |
-|---|---|---|
-| 88, 89 | `MOV r/m, reg` | store a register, 8 or 16/32/64 bits |
-| 8A, 8B | `MOV reg, r/m` | load into a register |
-| C6 /0, C7 /0 | `MOV r/m, imm` | store an immediate |
-| A0..A3 | `MOV` with a direct address (`moffs`) | load into or store `AL`/`EAX`/`RAX` |
-| 0F B6, 0F B7 | `MOVZX reg, r/m8 / r/m16` | load, zero-extended |
++--------------+-------------------------------+-------------------------------+
+| opcode       | instruction                   | access                        |
++==============+===============================+===============================+
+| 88, 89       | `MOV r/m, reg`                | store a register, 8 or        |
+|              |                               | 16/32/64 bits                 |
++--------------+-------------------------------+-------------------------------+
+| 8A, 8B       | `MOV reg, r/m`                | load into a register          |
++--------------+-------------------------------+-------------------------------+
+| C6 /0, C7 /0 | `MOV r/m, imm`                | store an immediate            |
++--------------+-------------------------------+-------------------------------+
+| A0..A3       | `MOV` with a direct address   | load into or store            |
+|              | (`moffs`)                     | `AL`/`EAX`/`RAX`              |
++--------------+-------------------------------+-------------------------------+
+| 0F B6, 0F B7 | `MOVZX reg, r/m8 / r/m16`     | load, zero-extended           |
++--------------+-------------------------------+-------------------------------+
 
 and these prefixes: 66 (16-bit operand), the segment overrides, and in
 64-bit mode REX (40..4F: `W` makes the operand 64-bit, `R` extends the
@@ -1735,7 +1946,8 @@ static const char *decode(const u8 *b, int n, bool long_mode, struct decoded *d)
         }
         if (rm == 4) {
             if (i >= n)
-                return "the instruction runs past the bytes that could be fetched";
+                return "the instruction runs past the bytes that could be "
+                       "fetched";
             if ((b[i++] & 7) == 5 && mod == 0)
                 i += 4;
         } else if (rm == 5 && mod == 0) {
@@ -1773,14 +1985,17 @@ static bool mmio_emulate(u64 gpa, u64 base, device_model model)
 {
     u8 bytes[15];
     int n = fetch_instruction(bytes);
-    bool long_mode = (vmcb->efer & EFER_LMA) && (vmcb->cs.attrib & (1U << 9)); // CS.L
+    bool long_mode = (vmcb->efer & EFER_LMA) &&
+                     (vmcb->cs.attrib & (1U << 9)); // CS.L
     struct decoded d;
-    const char *why = n ? decode(bytes, n, long_mode, &d) : "no instruction bytes at the guest's pc";
+    const char *why = n ? decode(bytes, n, long_mode, &d)
+                        : "no instruction bytes at the guest's pc";
     if (!why && d.write != ((vmcb->exitinfo1 & NPF_WRITE) != 0))
         why = "the decoded direction disagrees with the fault";
     if (why) {
-        printf("VM fault: the guest accessed device GPA 0x%lx with an instruction hvbook "
-               "cannot emulate (%s); bytes at guest pc:", gpa, why);
+        printf("VM fault: the guest accessed device GPA 0x%lx with an "
+               "instruction hvbook cannot emulate (%s); bytes at guest pc:",
+               gpa, why);
         for (int k = 0; k < n; k++)
             printf(" %02x", bytes[k]);
         printf("\n");
@@ -1788,10 +2003,13 @@ static bool mmio_emulate(u64 gpa, u64 base, device_model model)
         return false;
     }
 
-    struct mmio_access a = {.offset = gpa - base, .size = d.size, .write = d.write};
+    struct mmio_access a = {
+        .offset = gpa - base, .size = d.size, .write = d.write};
     u64 mask = d.size == 8 ? ~0UL : (1UL << (8 * d.size)) - 1;
     if (d.write)
-        a.value = (d.reg < 0 ? d.imm : *guest_reg(d.reg) >> (d.high_byte ? 8 : 0)) & mask;
+        a.value = (d.reg < 0 ? d.imm
+                             : *guest_reg(d.reg) >> (d.high_byte ? 8 : 0)) &
+                  mask;
     if (!model(&a, gpa)) {
         vm_dump();
         return false;
@@ -1819,26 +2037,50 @@ static bool mmio_emulate(u64 gpa, u64 base, device_model model)
 a time as the xAPIC requires (APM vol. 2, 16.3.1 "Local APIC Register
 Access"):
 
-| register | read | write |
-|---|---|---|
-| ID | 0: the guest's CPU is APIC 0, as bare | ignored |
-| version | the real APIC's | ignored |
-| TPR | as written | kept, and its class (bits 7..4) becomes `V_TPR` |
-| EOI | 0 | accepted: the interrupt is done |
-| SVR | as written (0xFF after reset) | kept: bit 8 enables the APIC |
-| LVT timer | as written (masked after reset) | kept: vector, mask, mode |
-| initial count | as written | starts (or with 0 stops) the timer |
-| current count | counts down, computed from the TSC | ignored |
-| divide configuration | as written | kept; used from the next start |
-| ICR | 0 | **refused**: a VM fault. An IPI, an INIT or a startup would reach CPUs the guest does not own |
-| any other | 0 | ignored |
++----------------------+---------------------------+---------------------------+
+| register             | read                      | write                     |
++======================+===========================+===========================+
+| ID                   | 0: the guest's CPU is     | ignored                   |
+|                      | APIC 0, as bare           |                           |
++----------------------+---------------------------+---------------------------+
+| version              | the real APIC's           | ignored                   |
++----------------------+---------------------------+---------------------------+
+| TPR                  | as written                | kept, and its class (bits |
+|                      |                           | 7..4) becomes `V_TPR`     |
++----------------------+---------------------------+---------------------------+
+| EOI                  | 0                         | accepted: the interrupt   |
+|                      |                           | is done                   |
++----------------------+---------------------------+---------------------------+
+| SVR                  | as written (0xFF after    | kept: bit 8 enables the   |
+|                      | reset)                    | APIC                      |
++----------------------+---------------------------+---------------------------+
+| LVT timer            | as written (masked after  | kept: vector, mask, mode  |
+|                      | reset)                    |                           |
++----------------------+---------------------------+---------------------------+
+| initial count        | as written                | starts (or with 0 stops)  |
+|                      |                           | the timer                 |
++----------------------+---------------------------+---------------------------+
+| current count        | counts down, computed     | ignored                   |
+|                      | from the TSC              |                           |
++----------------------+---------------------------+---------------------------+
+| divide configuration | as written                | kept; used from the next  |
+|                      |                           | start                     |
++----------------------+---------------------------+---------------------------+
+| ICR                  | 0                         | **refused**: a VM fault.  |
+|                      |                           | An IPI, an INIT or a      |
+|                      |                           | startup would reach CPUs  |
+|                      |                           | the guest does not own    |
++----------------------+---------------------------+---------------------------+
+| any other            | 0                         | ignored                   |
++----------------------+---------------------------+---------------------------+
 */
 static bool lapic_emulate(struct mmio_access *a, u64 gpa)
 {
     u32 reg = (u32)a->offset;
     if (a->size != 4 || (reg & 0xF)) {
-        printf("VM fault: the guest made a %d-byte access to its local APIC at GPA 0x%lx; "
-               "APIC registers are 32 bits, 16-byte aligned\n", a->size, gpa);
+        printf("VM fault: the guest made a %d-byte access to its local APIC "
+               "at GPA 0x%lx; APIC registers are 32 bits, 16-byte aligned\n",
+               a->size, gpa);
         return false;
     }
     if (a->write) {
@@ -1846,7 +2088,8 @@ static bool lapic_emulate(struct mmio_access *a, u64 gpa)
         switch (reg) {
         case LAPIC_TPR:
             vlapic.tpr = v & 0xFF;
-            vmcb->int_ctl = (vmcb->int_ctl & ~V_TPR_MASK) | (v >> 4 & V_TPR_MASK);
+            vmcb->int_ctl =
+                (vmcb->int_ctl & ~V_TPR_MASK) | (v >> 4 & V_TPR_MASK);
             break;
         case LAPIC_SVR: vlapic.svr = v; break;
         case LAPIC_LVT_TIMER:
@@ -1856,9 +2099,9 @@ static bool lapic_emulate(struct mmio_access *a, u64 gpa)
         case LAPIC_TIMER_DIVIDE: vlapic.divide = v & 0xB; break;
         case LAPIC_ICR_LOW:
         case LAPIC_ICR_HIGH:
-            printf("VM fault: the guest wrote 0x%x to its local APIC's interrupt command "
-                   "register (GPA 0x%lx): hvbook does not let a guest send IPIs, INIT or "
-                   "startup messages\n", v, gpa);
+            printf("VM fault: the guest wrote 0x%x to its local APIC's "
+                   "interrupt command register (GPA 0x%lx): hvbook does not "
+                   "let a guest send IPIs, INIT or startup messages\n", v, gpa);
             return false;
         }
         return true;
@@ -1888,11 +2131,13 @@ flash is read-only for the guest, as on the other architectures.
 static bool flash_emulate(struct mmio_access *a, u64 gpa)
 {
     if (a->write) {
-        printf("VM fault: the guest wrote to GPA 0x%lx, in its flash, which is read-only\n", gpa);
+        printf("VM fault: the guest wrote to GPA 0x%lx, in its flash, which "
+               "is read-only\n", gpa);
         return false;
     }
     if (a->offset + (u64)a->size > FLASH_SIZE) {
-        printf("VM fault: the guest read past the end of its flash at GPA 0x%lx\n", gpa);
+        printf("VM fault: the guest read past the end of its flash at "
+               "GPA 0x%lx\n", gpa);
         return false;
     }
     uintptr_t p = HOST_FLASH_BASE + a->offset;
@@ -1926,10 +2171,13 @@ static void handle_stage2_fault(void)
         return;
     }
     exit_counts[EXIT_REFUSED_FAULT]++;
-    bool device = in_window(gpa, GUEST_LAPIC_GPA, LAPIC_SIZE) || in_window(gpa, FLASH_GPA, FLASH_SIZE);
+    bool device = in_window(gpa, GUEST_LAPIC_GPA, LAPIC_SIZE) ||
+                  in_window(gpa, FLASH_GPA, FLASH_SIZE);
     printf("VM fault: the guest %s GPA 0x%lx, %s\n",
-           err & NPF_FETCH ? "fetched from" : err & NPF_IN_WALK ? "walked its page tables at" :
-           err & NPF_WRITE ? "wrote" : "read",
+           err & NPF_FETCH     ? "fetched from"
+           : err & NPF_IN_WALK ? "walked its page tables at"
+           : err & NPF_WRITE   ? "wrote"
+                               : "read",
            gpa, device ? "a device it may only load from and store to" :
                          "outside its RAM and its devices");
     vm_dump();
@@ -1988,15 +2236,18 @@ static void vcpu_run(void)
         case VMEXIT_NPF:
             handle_stage2_fault();
             break;
-        case VMEXIT_VMRUN: case VMEXIT_VMLOAD: case VMEXIT_VMSAVE: case VMEXIT_STGI:
-        case VMEXIT_CLGI: case VMEXIT_SKINIT: case VMEXIT_INVLPGA:
+        case VMEXIT_VMRUN: case VMEXIT_VMLOAD: case VMEXIT_VMSAVE:
+        case VMEXIT_STGI: case VMEXIT_CLGI: case VMEXIT_SKINIT:
+        case VMEXIT_INVLPGA:
             exit_counts[EXIT_SVM_INSTRUCTION]++;
             inject_exception(VECTOR_UD, false);
             break;
-        case VMEXIT_SHUTDOWN: // the VMCB's guest state is undefined now (15.14.3)
+        case VMEXIT_SHUTDOWN:
+            // the VMCB's guest state is undefined now (15.14.3)
             exit_counts[EXIT_UNEXPECTED]++;
-            vm_fault("the guest shut down its CPU (SHUTDOWN: a triple fault, an exception "
-                     "it could not deliver)");
+
+            vm_fault("the guest shut down its CPU (SHUTDOWN: a triple fault, "
+                     "an exception it could not deliver)");
             break;
         case VMEXIT_INVALID:
             exit_counts[EXIT_UNEXPECTED]++;
@@ -2006,7 +2257,8 @@ static void vcpu_run(void)
             exit_counts[EXIT_UNEXPECTED]++;
             vm_fault("unexpected exit");
         }
-        if (vm_state == VM_RUNNING && budget_deadline && rdtsc() >= budget_deadline)
+        if (vm_state == VM_RUNNING && budget_deadline &&
+            rdtsc() >= budget_deadline)
             timer_tick();
     }
 }
@@ -2032,8 +2284,9 @@ static const char *const exception_names[32] = {
     "#BR bound range", "#UD invalid opcode", "#NM device not available",
     "#DF double fault", "coprocessor segment overrun", "#TS invalid TSS",
     "#NP segment not present", "#SS stack fault", "#GP general protection",
-    "#PF page fault", "reserved", "#MF x87 floating point", "#AC alignment check",
-    "#MC machine check", "#XF SIMD floating point", "reserved", "#CP control protection",
+    "#PF page fault", "reserved", "#MF x87 floating point",
+    "#AC alignment check", "#MC machine check", "#XF SIMD floating point",
+    "reserved", "#CP control protection",
 };
 
 void hv_trap(struct trap_frame *f)
@@ -2054,12 +2307,17 @@ void hv_trap(struct trap_frame *f)
     const char *name = f->vector < 32 ? exception_names[f->vector] : NULL;
     printf("\nhvbook: %s %lu (%s) in the hypervisor itself\n",
            f->vector < 32 ? "exception" : "unexpected interrupt", f->vector,
-           name ? name : f->vector < 32 ? "reserved" : "no device of hvbook's sends it");
-    printf("  error 0x%lx  rip 0x%lx  cs 0x%lx  rflags 0x%lx  rsp 0x%lx  cr2 0x%lx\n",
-           f->error, f->rip, f->cs, f->rflags, f->rsp, cr2);
-    printf("  rax %016lx  rbx %016lx  rcx %016lx  rdx %016lx\n", f->rax, f->rbx, f->rcx, f->rdx);
-    printf("  rsi %016lx  rdi %016lx  rbp %016lx  r8  %016lx\n", f->rsi, f->rdi, f->rbp, f->r8);
-    printf("  r9  %016lx  r10 %016lx  r11 %016lx  r12 %016lx\n", f->r9, f->r10, f->r11, f->r12);
+           name                ? name
+           : f->vector < 32    ? "reserved"
+                               : "no device of hvbook's sends it");
+    printf("  error 0x%lx  rip 0x%lx  cs 0x%lx  rflags 0x%lx  rsp 0x%lx"
+           "  cr2 0x%lx\n", f->error, f->rip, f->cs, f->rflags, f->rsp, cr2);
+    printf("  rax %016lx  rbx %016lx  rcx %016lx  rdx %016lx\n",
+           f->rax, f->rbx, f->rcx, f->rdx);
+    printf("  rsi %016lx  rdi %016lx  rbp %016lx  r8  %016lx\n",
+           f->rsi, f->rdi, f->rbp, f->r8);
+    printf("  r9  %016lx  r10 %016lx  r11 %016lx  r12 %016lx\n",
+           f->r9, f->r10, f->r11, f->r12);
     printf("  r13 %016lx  r14 %016lx  r15 %016lx\n", f->r13, f->r14, f->r15);
     printf("hvbook: stopping with a failure status.\n");
     power_off(false);
@@ -2070,7 +2328,8 @@ void hv_trap(struct trap_frame *f)
 
 The boot flow, the same on every architecture, as it goes on x86-64:
 
-    QEMU's Multiboot loader -> _start (start/x86_64.S): long mode, IDT -> hv_main
+    QEMU's Multiboot loader -> _start (start/x86_64.S): long mode, IDT
+      -> hv_main
       the command line and the memory size from the Multiboot information
       check for SVM and nested paging
       page allocator: everything between the end of hvbook and the end of RAM
@@ -2096,24 +2355,27 @@ void hv_main(u32 magic, u32 mbi_addr)
     printf("\nhvbook: x86-64 hypervisor (AMD SVM)\n");
     printf("Starting virtualization...\n");
     if (!multiboot || !(mbi->flags & MULTIBOOT_INFO_MEMORY))
-        panic("hvbook was not started by a Multiboot loader that gave the memory size "
-              "(EAX 0x%x). Start it with qemu-system-x86_64 -kernel hvbook.elf32.", magic);
+        panic("hvbook was not started by a Multiboot loader that gave the "
+              "memory size (EAX 0x%x). Start it with qemu-system-x86_64 "
+              "-kernel hvbook.elf32.", magic);
     u64 ram_end = 1 * MiB + (u64)mbi->mem_upper * 1024;
     const char *missing = svm_missing();
     if (missing)
-        panic("%s.\n  Run QEMU with -cpu max,+svm (QEMU emulates AMD's SVM, not Intel's VMX).",
-              missing);
+        panic("%s.\n  Run QEMU with -cpu max,+svm (QEMU emulates AMD's SVM, "
+              "not Intel's VMX).", missing);
 
     page_init((uintptr_t)_end, ram_end);
     time_init();
     svm_enable();
-    printf("Pre-allocating %lu MB guest RAM at 0x%lx...\n", GUEST_RAM_SIZE / MiB, GUEST_RAM_GPA);
+    printf("Pre-allocating %lu MB guest RAM at 0x%lx...\n",
+           GUEST_RAM_SIZE / MiB, GUEST_RAM_GPA);
     guest_ram_setup();
     printf("VM created success, loading images...\n");
 
-    u64 entry = load_guest_kernel("/sbin/gkernel", EM_X86_64, GUEST_RAM_GPA, GUEST_RAM_SIZE,
-                                  guest_ram, VIRTIO_MMIO_BASE, VIRTIO_MMIO_STRIDE,
-                                  VIRTIO_MMIO_SLOTS);
+    u64 entry = load_guest_kernel("/sbin/gkernel", EM_X86_64, GUEST_RAM_GPA,
+                                  GUEST_RAM_SIZE, guest_ram, VIRTIO_MMIO_BASE,
+                                  VIRTIO_MMIO_STRIDE, VIRTIO_MMIO_SLOTS);
+
     printf("bsp_entry: 0x%lx; ept: 0x%lx\n", entry, (u64)(uintptr_t)npt_root);
 
     vcpu_setup(entry);

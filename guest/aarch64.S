@@ -49,9 +49,10 @@ _start:
 /*
 ## The exception vectors
 
-`VBAR_EL1` points at a table of 16 entries, 0x80 bytes (32 instructions) each,
-2 KiB aligned (Arm ARM DDI 0487, chapter D1, "Exception vectors"). The entry used
-depends on where the exception came from and on its type:
+`VBAR_EL1` points at a table of 16 entries, 0x80 bytes (32 instructions)
+each, 2 KiB aligned (Arm ARM DDI 0487, chapter D1, "Exception vectors"). The
+entry used depends on where the exception came from and on its type:
+
 
 | offset | taken from | sync | IRQ | FIQ | SError |
 |---|---|---|---|---|---|

@@ -16,16 +16,36 @@ this driver touches as few registers as a correct driver can. Here is the
 complete list of memory-mapped registers the guest touches, with what it
 writes; anything else is a bug, in the guest or in whoever answers:
 
-| register | address | access | value |
-|---|---|---|---|
-| UARTDR | 0x0900_0000 | write, 32-bit | one character |
-| UARTFR | 0x0900_0018 | read, 32-bit | poll TXFF, bit 5 |
-| GICD_CTLR | 0x0800_0000 | write, then read | write 0x13 (ARE_NS, EnableGrp1A, EnableGrp1); poll RWP, bit 31, until 0 |
-| GICR_WAKER | 0x080A_0014 | read, write, read | clear ProcessorSleep (bit 1); poll ChildrenAsleep (bit 2) until 0 |
-| GICR_IGROUPR0 | 0x080B_0080 | write | 1 << 27: INTID 27 is Group 1 |
-| GICR_IPRIORITYR6 | 0x080B_0418 | write, 32-bit | 0xA000_0000: INTID 27 (byte 3) at priority 0xA0 |
-| GICR_ISENABLER0 | 0x080B_0100 | write | 1 << 27: enable INTID 27 |
-| pflash1 | 0x0400_0000 | read, 32-bit | (the magic, in `kernel.c`) |
++------------------+-------------+-------------------+-------------------------+
+| register         | address     | access            | value                   |
++==================+=============+===================+=========================+
+| UARTDR           | 0x0900_0000 | write, 32-bit     | one character           |
++------------------+-------------+-------------------+-------------------------+
+| UARTFR           | 0x0900_0018 | read, 32-bit      | poll TXFF, bit 5        |
++------------------+-------------+-------------------+-------------------------+
+| GICD_CTLR        | 0x0800_0000 | write, then read  | write 0x13 (ARE_NS,     |
+|                  |             |                   | EnableGrp1A,            |
+|                  |             |                   | EnableGrp1); poll RWP,  |
+|                  |             |                   | bit 31, until 0         |
++------------------+-------------+-------------------+-------------------------+
+| GICR_WAKER       | 0x080A_0014 | read, write, read | clear ProcessorSleep    |
+|                  |             |                   | (bit 1); poll           |
+|                  |             |                   | ChildrenAsleep (bit 2)  |
+|                  |             |                   | until 0                 |
++------------------+-------------+-------------------+-------------------------+
+| GICR_IGROUPR0    | 0x080B_0080 | write             | 1 << 27: INTID 27 is    |
+|                  |             |                   | Group 1                 |
++------------------+-------------+-------------------+-------------------------+
+| GICR_IPRIORITYR6 | 0x080B_0418 | write, 32-bit     | 0xA000_0000: INTID 27   |
+|                  |             |                   | (byte 3) at priority    |
+|                  |             |                   | 0xA0                    |
++------------------+-------------+-------------------+-------------------------+
+| GICR_ISENABLER0  | 0x080B_0100 | write             | 1 << 27: enable INTID   |
+|                  |             |                   | 27                      |
++------------------+-------------+-------------------+-------------------------+
+| pflash1          | 0x0400_0000 | read, 32-bit      | (the magic, in          |
+|                  |             |                   | `kernel.c`)             |
++------------------+-------------+-------------------+-------------------------+
 
 Every access is a single, naturally aligned 32-bit `ldr`/`str` with a plain
 base register, so that a trapping access arrives at EL2 with a valid
@@ -117,7 +137,8 @@ mistake would say so here.
 
 void plat_print_info(void)
 {
-    uint64_t el = (sysreg_read(CurrentEL) >> CURRENTEL_EL_SHIFT) & CURRENTEL_EL_MASK;
+    uint64_t el =
+        (sysreg_read(CurrentEL) >> CURRENTEL_EL_SHIFT) & CURRENTEL_EL_MASK;
     kprintf("current el = EL%lu\n", el);
 }
 
@@ -436,7 +457,9 @@ void arm_trap(unsigned long kind, struct trap_frame *tf)
     }
 
     uint64_t esr = sysreg_read(esr_el1), far = sysreg_read(far_el1);
-    kprintf("unexpected exception: %s, esr=0x%lx (EC 0x%lx) elr=0x%lx far=0x%lx\n",
+    kprintf("unexpected exception: %s, esr=0x%lx (EC 0x%lx) "
+            "elr=0x%lx far=0x%lx\n",
+
             vector_names[kind & 15], esr, (esr >> ESR_EC_SHIFT) & ESR_EC_MASK,
             tf->elr, far);
     plat_shutdown(false);

@@ -9,12 +9,19 @@ that is the point: the same ELF must print the same lines in both places.
 
 The guest is split like any portable kernel:
 
-| file | what it holds |
-|---|---|
-| `guest/kernel.c` | the portable kernel: `printf`, the scheduler, the workload |
-| `guest/<arch>.c` | the platform drivers: console, timer, interrupt controller, power-off |
-| `guest/<arch>.S` | entry, the trap vector, the context switch |
-| `guest/<arch>.ld` | where in guest RAM each section goes |
++-------------------+----------------------------------------------------------+
+| file              | what it holds                                            |
++===================+==========================================================+
+| `guest/kernel.c`  | the portable kernel: `printf`, the scheduler, the        |
+|                   | workload                                                 |
++-------------------+----------------------------------------------------------+
+| `guest/<arch>.c`  | the platform drivers: console, timer, interrupt          |
+|                   | controller, power-off                                    |
++-------------------+----------------------------------------------------------+
+| `guest/<arch>.S`  | entry, the trap vector, the context switch               |
++-------------------+----------------------------------------------------------+
+| `guest/<arch>.ld` | where in guest RAM each section goes                     |
++-------------------+----------------------------------------------------------+
 
 This header is the seam between them. Read it as two lists: what every
 platform gives the kernel (the functions named `plat_*`, and `ctx_switch`), and

@@ -180,7 +180,9 @@ void kprintf(const char *fmt, ...)
             break;
         case 'u':
         case 'x':
-            u = longs ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned int);
+            u = longs ? va_arg(ap, unsigned long long)
+                      : va_arg(ap, unsigned int);
+
             kbuf_num(&b, u, false, *fmt == 'u' ? 10 : 16, width, pad);
             break;
         case 'p':
@@ -210,11 +212,16 @@ void kprintf(const char *fmt, ...)
 
 A thread is a stack and a saved stack pointer. The guest has exactly three:
 
-| thread | stack | runs |
-|---|---|---|
-| `main` | the boot stack from `<arch>.S` | `kernel_main`, then waits for the workers |
-| `worker1` | `thread_stacks[0]` | the producer |
-| `worker2` | `thread_stacks[1]` | the consumer |
++-----------+--------------------------------+---------------------------------+
+| thread    | stack                          | runs                            |
++===========+================================+=================================+
+| `main`    | the boot stack from `<arch>.S` | `kernel_main`, then waits for   |
+|           |                                | the workers                     |
++-----------+--------------------------------+---------------------------------+
+| `worker1` | `thread_stacks[0]`             | the producer                    |
++-----------+--------------------------------+---------------------------------+
+| `worker2` | `thread_stacks[1]`             | the consumer                    |
++-----------+--------------------------------+---------------------------------+
 
 A thread is `RUNNABLE` until its function returns; then it is `EXITED` and
 never scheduled again. There is no blocked state: a thread that has to wait

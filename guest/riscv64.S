@@ -23,7 +23,8 @@ returns.
     .globl _start
 _start:
     csrw    sie, zero               // no interrupt source enabled yet
-    csrci   sstatus, 2              // sstatus.SIE (bit 1) = 0: interrupts masked
+    csrci   sstatus, 2              // sstatus.SIE (bit 1) = 0: masked
+
     la      sp, boot_stack_top
 
     la      t0, __bss_start
@@ -58,11 +59,16 @@ makes each thread's return state its own.
 
 The frame, 272 bytes (a multiple of 16, as the RISC-V psABI wants `sp`):
 
-| offset | holds |
-|---|---|
-| 8 * n, n = 1..31 | register `xn` (slot 2 holds `sp` as it was before the trap) |
-| 256 | `sepc` |
-| 264 | `sstatus` |
++------------------+-----------------------------------------------------------+
+| offset           | holds                                                     |
++==================+===========================================================+
+| 8 * n, n = 1..31 | register `xn` (slot 2 holds `sp` as it was before the     |
+|                  | trap)                                                     |
++------------------+-----------------------------------------------------------+
+| 256              | `sepc`                                                    |
++------------------+-----------------------------------------------------------+
+| 264              | `sstatus`                                                 |
++------------------+-----------------------------------------------------------+
 */
     .equ    FRAME_SIZE, 272
     .equ    FRAME_SEPC, 256

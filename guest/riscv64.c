@@ -10,14 +10,27 @@ that is exactly the equivalence this file relies on.
 
 Everything this guest asks of the SBI, in order of first use:
 
-| call | EID | FID | when |
-|---|---|---|---|
-| BASE `probe_extension(DBCN)` | 0x10 | 3 | once, in `plat_init` |
-| DBCN `console_write(n, addr, 0)` | 0x4442434E | 0 | each line, if DBCN exists |
-| legacy `console_putchar(c)` | 0x01 | - | each byte, if DBCN does not exist |
-| TIME `set_timer(deadline)` | 0x54494D45 | 0 | timer start, every tick, stop |
-| SRST `system_reset(0, reason)` | 0x53525354 | 0 | power-off |
-| legacy `shutdown()` | 0x08 | - | power-off, only if SRST returned |
++-----------------------------+------------+-----+-----------------------------+
+| call                        | EID        | FID | when                        |
++=============================+============+=====+=============================+
+| BASE                        | 0x10       | 3   | once, in `plat_init`        |
+| `probe_extension(DBCN)`     |            |     |                             |
++-----------------------------+------------+-----+-----------------------------+
+| DBCN                        | 0x4442434E | 0   | each line, if DBCN exists   |
+| `console_write(n, addr, 0)` |            |     |                             |
++-----------------------------+------------+-----+-----------------------------+
+| legacy `console_putchar(c)` | 0x01       | -   | each byte, if DBCN does not |
+|                             |            |     | exist                       |
++-----------------------------+------------+-----+-----------------------------+
+| TIME `set_timer(deadline)`  | 0x54494D45 | 0   | timer start, every tick,    |
+|                             |            |     | stop                        |
++-----------------------------+------------+-----+-----------------------------+
+| SRST                        | 0x53525354 | 0   | power-off                   |
+| `system_reset(0, reason)`   |            |     |                             |
++-----------------------------+------------+-----+-----------------------------+
+| legacy `shutdown()`         | 0x08       | -   | power-off, only if SRST     |
+|                             |            |     | returned                    |
++-----------------------------+------------+-----+-----------------------------+
 
 Besides the SBI, the guest touches only its RAM, the flash bank at 0x2200_0000,
 the `time` CSR and its own S-mode CSRs (`stvec`, `sie`, `sstatus`, `sepc`,
@@ -102,9 +115,11 @@ static bool have_dbcn;
 
 void plat_init(void)
 {
-    asm volatile("csrw stvec, %0" : : "r"((uintptr_t)trap_vector | STVEC_MODE_DIRECT));
+    asm volatile("csrw stvec, %0"
+                 : : "r"((uintptr_t)trap_vector | STVEC_MODE_DIRECT));
 
-    struct sbiret r = sbi_call(SBI_EXT_BASE, SBI_BASE_PROBE_EXT, SBI_EXT_DBCN, 0, 0);
+    struct sbiret r =
+        sbi_call(SBI_EXT_BASE, SBI_BASE_PROBE_EXT, SBI_EXT_DBCN, 0, 0);
     have_dbcn = r.error == 0 && r.value != 0;
 }
 
@@ -127,7 +142,9 @@ that spins forever on a console that does not.
 void plat_console_write(const char *s, size_t n)
 {
     while (n && have_dbcn) {
-        struct sbiret r = sbi_call(SBI_EXT_DBCN, SBI_DBCN_WRITE, n, (uintptr_t)s, 0);
+        struct sbiret r =
+            sbi_call(SBI_EXT_DBCN, SBI_DBCN_WRITE, n, (uintptr_t)s, 0);
+
         if (r.error || r.value <= 0 || (size_t)r.value > n) {
             have_dbcn = false;
             break;

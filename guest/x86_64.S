@@ -15,16 +15,28 @@ boot loader (GRUB, QEMU's `-kernel`, and hvbook) and a kernel. The kernel
 announces itself with a header of 32-bit words somewhere in the first 8 KiB of
 its file, 4-byte aligned (3.1.1 "The layout of Multiboot header"):
 
-| offset | field | value here |
-|---|---|---|
-| 0 | `magic` | 0x1BAD_B002 |
-| 4 | `flags` | bit 1: give me the memory size; bit 16: the address fields below are valid |
-| 8 | `checksum` | chosen so that the three words add up to 0 (mod 2^32) |
-| 12 | `header_addr` | where this header lands in memory |
-| 16 | `load_addr` | where the image starts in memory (0x10_0000) |
-| 20 | `load_end_addr` | end of the bytes to copy from the file (the end of `.data`) |
-| 24 | `bss_end_addr` | end of the zero-filled part (the end of `.bss`) |
-| 28 | `entry_addr` | where to jump: `multiboot_entry` |
++--------+-----------------+---------------------------------------------------+
+| offset | field           | value here                                        |
++========+=================+===================================================+
+| 0      | `magic`         | 0x1BAD_B002                                       |
++--------+-----------------+---------------------------------------------------+
+| 4      | `flags`         | bit 1: give me the memory size; bit 16: the       |
+|        |                 | address fields below are valid                    |
++--------+-----------------+---------------------------------------------------+
+| 8      | `checksum`      | chosen so that the three words add up to 0 (mod   |
+|        |                 | 2^32)                                             |
++--------+-----------------+---------------------------------------------------+
+| 12     | `header_addr`   | where this header lands in memory                 |
++--------+-----------------+---------------------------------------------------+
+| 16     | `load_addr`     | where the image starts in memory (0x10_0000)      |
++--------+-----------------+---------------------------------------------------+
+| 20     | `load_end_addr` | end of the bytes to copy from the file (the end   |
+|        |                 | of `.data`)                                       |
++--------+-----------------+---------------------------------------------------+
+| 24     | `bss_end_addr`  | end of the zero-filled part (the end of `.bss`)   |
++--------+-----------------+---------------------------------------------------+
+| 28     | `entry_addr`    | where to jump: `multiboot_entry`                  |
++--------+-----------------+---------------------------------------------------+
 
 Why the address fields, when the file is an ELF that says all of that too?
 Because QEMU's Multiboot loader only understands 32-bit ELF files and refuses
@@ -140,9 +152,12 @@ address to itself, with the largest pages that keep the tables small: 2 MiB
 pages, made by setting `PS` in a page-directory entry (APM vol. 2, 5.3.4
 "2-Mbyte Page Translation"). A 48-bit address is split as:
 
-| bits | 47..39 | 38..30 | 29..21 | 20..0 |
-|---|---|---|---|---|
-| index into | PML4 (512 entries) | PDPT (512) | page directory (512) | offset in the 2 MiB page |
++------------+----------------+------------+-----------------+-----------------+
+| bits       | 47..39         | 38..30     | 29..21          | 20..0           |
++============+================+============+=================+=================+
+| index into | PML4 (512      | PDPT (512) | page directory  | offset in the 2 |
+|            | entries)       |            | (512)           | MiB page        |
++------------+----------------+------------+-----------------+-----------------+
 
 Four page directories of 512 entries cover 4 GiB: one PML4 entry, four PDPT
 entries, 2048 page-directory entries, in 6 pages of `.bss`. 4 GiB is enough:
@@ -353,7 +368,9 @@ trap_stub_\vector:
     .balign 8
     .globl  trap_stubs
 trap_stubs:
-    .irp    v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32
+    .irp    v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16, \
+               17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32
+
     .quad   trap_stub_\v
     .endr
 
@@ -362,9 +379,22 @@ The common path pushes the fifteen general-purpose registers after the
 vector number, which makes this *trap frame* on the thread's stack, 176 bytes
 (`struct trap_frame` in `x86_64.c` spells it out):
 
-| offset | 0 .. 112 | 120 | 128 | 136 | 144 | 152 | 160 | 168 |
-|---|---|---|---|---|---|---|---|---|
-| holds | `r15`, `r14` .. `r8`, `rbp`, `rdi`, `rsi`, `rdx`, `rcx`, `rbx`, `rax` | vector | error code | `RIP` | `CS` | `RFLAGS` | `RSP` | `SS` |
++--------+---------+--------+---------+-------+------+----------+-------+------+
+| offset | 0 ..    | 120    | 128     | 136   | 144  | 152      | 160   | 168  |
+|        | 112     |        |         |       |      |          |       |      |
++========+=========+========+=========+=======+======+==========+=======+======+
+| holds  | `r15`,  | vector | error   | `RIP` | `CS` | `RFLAGS` | `RSP` | `SS` |
+|        | `r14`   |        | code    |       |      |          |       |      |
+|        | ..      |        |         |       |      |          |       |      |
+|        | `r8`,   |        |         |       |      |          |       |      |
+|        | `rbp`,  |        |         |       |      |          |       |      |
+|        | `rdi`,  |        |         |       |      |          |       |      |
+|        | `rsi`,  |        |         |       |      |          |       |      |
+|        | `rdx`,  |        |         |       |      |          |       |      |
+|        | `rcx`,  |        |         |       |      |          |       |      |
+|        | `rbx`,  |        |         |       |      |          |       |      |
+|        | `rax`   |        |         |       |      |          |       |      |
++--------+---------+--------+---------+-------+------+----------+-------+------+
 
 Counting from the CPU's 16-byte-aligned start, 5 words + 2 + 15 is 22 words,
 an even number, so `RSP` is 16-byte aligned at the `call`, as the System V
@@ -465,11 +495,20 @@ What remains is that `CS` must name a *code* descriptor with `L` = 1. The
 data registers get a flat data descriptor, which the 32-bit entry code needs
 anyway before long mode is on. So the GDT holds three descriptors of 8 bytes:
 
-| selector | descriptor | bits that matter |
-|---|---|---|
-| 0x00 | null | (the CPU requires entry 0 to be unused) |
-| 0x08 `KERNEL_CS` | 0x0020_9A00_0000_0000 | 53 `L` = 64-bit; 47 `P`; 46..45 `DPL` = 0; 44 `S` = code/data; 43..40 type 0xA = execute/read |
-| 0x10 `KERNEL_DS` | 0x00CF_9200_0000_FFFF | base 0, limit 4 GiB (`G` = 1, bit 55), 32-bit (`D/B`, bit 54); `P`; `S`; type 0x2 = read/write |
++------------------+-----------------------+-----------------------------------+
+| selector         | descriptor            | bits that matter                  |
++==================+=======================+===================================+
+| 0x00             | null                  | (the CPU requires entry 0 to be   |
+|                  |                       | unused)                           |
++------------------+-----------------------+-----------------------------------+
+| 0x08 `KERNEL_CS` | 0x0020_9A00_0000_0000 | 53 `L` = 64-bit; 47 `P`; 46..45   |
+|                  |                       | `DPL` = 0; 44 `S` = code/data;    |
+|                  |                       | 43..40 type 0xA = execute/read    |
++------------------+-----------------------+-----------------------------------+
+| 0x10 `KERNEL_DS` | 0x00CF_9200_0000_FFFF | base 0, limit 4 GiB (`G` = 1, bit |
+|                  |                       | 55), 32-bit (`D/B`, bit 54); `P`; |
+|                  |                       | `S`; type 0x2 = read/write        |
++------------------+-----------------------+-----------------------------------+
 
 The data descriptor is a complete flat 32-bit one, because the 32-bit entry
 code loads it before long mode is on. `gdt_pointer` is the 6-byte operand of

@@ -21,20 +21,50 @@ fetches the guest's instruction from memory and decodes it (QEMU's SVM has no
 *decode assists* that would tell it). So, as on Arm, this driver touches as
 few registers as a correct driver can, and always in the simplest form:
 
-| device | register | access | value |
-|---|---|---|---|
-| 16550 | IER, LCR, DLL, DLM, FCR, MCR (0x3F9, 0x3FB, 0x3F8, 0x3F9, 0x3FA, 0x3FC) | `outb`, once each | set-up, see `serial_init` |
-| 16550 | LSR (0x3FD) | `inb` | poll THRE, bit 5 |
-| 16550 | THR (0x3F8) | `outb` | one character |
-| isa-debug-exit | 0xF4 | `outb` | 0 success, 1 failure |
-| local APIC | SVR (+0xF0) | 32-bit `mov` store | 0x1FF: enabled, spurious vector 0xFF |
-| local APIC | TPR (+0x80) | store | 0: accept every priority |
-| local APIC | LVT timer (+0x320) | store | vector 0x20, one-shot; masked while calibrating and after the end |
-| local APIC | divide configuration (+0x3E0) | store | 0x3: divide by 16 |
-| local APIC | initial count (+0x380) | store | the next deadline; 0 stops the timer |
-| local APIC | current count (+0x390) | 32-bit `mov` load | while calibrating only |
-| local APIC | EOI (+0xB0) | store | 0, once per timer interrupt |
-| flash | 0xFFC0_0000 | 32-bit load | (the magic, in `kernel.c`) |
++----------------+-------------------+--------------------+--------------------+
+| device         | register          | access             | value              |
++================+===================+====================+====================+
+| 16550          | IER, LCR, DLL,    | `outb`, once each  | set-up, see        |
+|                | DLM, FCR, MCR     |                    | `serial_init`      |
+|                | (0x3F9, 0x3FB,    |                    |                    |
+|                | 0x3F8, 0x3F9,     |                    |                    |
+|                | 0x3FA, 0x3FC)     |                    |                    |
++----------------+-------------------+--------------------+--------------------+
+| 16550          | LSR (0x3FD)       | `inb`              | poll THRE, bit 5   |
++----------------+-------------------+--------------------+--------------------+
+| 16550          | THR (0x3F8)       | `outb`             | one character      |
++----------------+-------------------+--------------------+--------------------+
+| isa-debug-exit | 0xF4              | `outb`             | 0 success, 1       |
+|                |                   |                    | failure            |
++----------------+-------------------+--------------------+--------------------+
+| local APIC     | SVR (+0xF0)       | 32-bit `mov` store | 0x1FF: enabled,    |
+|                |                   |                    | spurious vector    |
+|                |                   |                    | 0xFF               |
++----------------+-------------------+--------------------+--------------------+
+| local APIC     | TPR (+0x80)       | store              | 0: accept every    |
+|                |                   |                    | priority           |
++----------------+-------------------+--------------------+--------------------+
+| local APIC     | LVT timer         | store              | vector 0x20,       |
+|                | (+0x320)          |                    | one-shot; masked   |
+|                |                   |                    | while calibrating  |
+|                |                   |                    | and after the end  |
++----------------+-------------------+--------------------+--------------------+
+| local APIC     | divide            | store              | 0x3: divide by 16  |
+|                | configuration     |                    |                    |
+|                | (+0x3E0)          |                    |                    |
++----------------+-------------------+--------------------+--------------------+
+| local APIC     | initial count     | store              | the next deadline; |
+|                | (+0x380)          |                    | 0 stops the timer  |
++----------------+-------------------+--------------------+--------------------+
+| local APIC     | current count     | 32-bit `mov` load  | while calibrating  |
+|                | (+0x390)          |                    | only               |
++----------------+-------------------+--------------------+--------------------+
+| local APIC     | EOI (+0xB0)       | store              | 0, once per timer  |
+|                |                   |                    | interrupt          |
++----------------+-------------------+--------------------+--------------------+
+| flash          | 0xFFC0_0000       | 32-bit load        | (the magic, in     |
+|                |                   |                    | `kernel.c`)        |
++----------------+-------------------+--------------------+--------------------+
 
 Port I/O is byte-wide `inb`/`outb` only, never the string forms
 (`rep outsb`), and the APIC is only ever read or written by a plain `mov`
@@ -160,15 +190,26 @@ void plat_print_info(void)
 The IDT has one 16-byte *gate descriptor* per vector (AMD64 APM vol. 2,
 4.8.4 "Gate Descriptors", the long-mode interrupt gate):
 
-| bytes | field |
-|---|---|
-| 0..1 | handler address, bits 15..0 |
-| 2..3 | code segment selector: `KERNEL_CS`, the 64-bit segment of `x86_64.S`'s GDT |
-| 4 | bits 2..0: interrupt-stack-table index, 0 = stay on the current stack |
-| 5 | bit 7 `P` present, bits 6..5 `DPL` 0, bits 3..0 type 0xE: 64-bit *interrupt* gate |
-| 6..7 | handler address, bits 31..16 |
-| 8..11 | handler address, bits 63..32 |
-| 12..15 | reserved, 0 |
++--------+---------------------------------------------------------------------+
+| bytes  | field                                                               |
++========+=====================================================================+
+| 0..1   | handler address, bits 15..0                                         |
++--------+---------------------------------------------------------------------+
+| 2..3   | code segment selector: `KERNEL_CS`, the 64-bit segment of           |
+|        | `x86_64.S`'s GDT                                                    |
++--------+---------------------------------------------------------------------+
+| 4      | bits 2..0: interrupt-stack-table index, 0 = stay on the current     |
+|        | stack                                                               |
++--------+---------------------------------------------------------------------+
+| 5      | bit 7 `P` present, bits 6..5 `DPL` 0, bits 3..0 type 0xE: 64-bit    |
+|        | *interrupt* gate                                                    |
++--------+---------------------------------------------------------------------+
+| 6..7   | handler address, bits 31..16                                        |
++--------+---------------------------------------------------------------------+
+| 8..11  | handler address, bits 63..32                                        |
++--------+---------------------------------------------------------------------+
+| 12..15 | reserved, 0                                                         |
++--------+---------------------------------------------------------------------+
 
 An interrupt gate, unlike a trap gate, clears `RFLAGS.IF` on the way in: the
 handlers run with interrupts masked, which is what `kernel_timer_tick`
@@ -261,13 +302,15 @@ extern char _end[];
 static void multiboot_check(void)
 {
     if (multiboot_magic != MULTIBOOT_LOADER_MAGIC) {
-        kprintf("not started by a Multiboot loader: eax=0x%x\n", multiboot_magic);
+        kprintf("not started by a Multiboot loader: eax=0x%x\n",
+                multiboot_magic);
         plat_shutdown(false);
     }
     const struct multiboot_info *mbi =
         (const struct multiboot_info *)(uintptr_t)multiboot_info;
     if (!(mbi->flags & MBI_FLAG_MEMORY)) {
-        kprintf("the Multiboot loader gave no memory size (flags 0x%x)\n", mbi->flags);
+        kprintf("the Multiboot loader gave no memory size (flags 0x%x)\n",
+                mbi->flags);
         plat_shutdown(false);
     }
     uint64_t ram_end = 0x100000 + (uint64_t)mbi->mem_upper * 1024;
@@ -626,7 +669,9 @@ void x86_trap(struct trap_frame *tf)
     uint64_t cr2 = 0;
     if (tf->vector == VECTOR_PAGE_FAULT)
         asm volatile("mov %%cr2, %0" : "=r"(cr2));
-    const char *name = tf->vector < 32 ? exception_names[tf->vector] : "interrupt";
+    const char *name =
+        tf->vector < 32 ? exception_names[tf->vector] : "interrupt";
+
     kprintf("unexpected exception: vector %lu (%s), error 0x%lx, "
             "rip=0x%lx cr2=0x%lx\n", tf->vector, name, tf->error, tf->rip, cr2);
     plat_shutdown(false);

@@ -77,10 +77,14 @@ traps to the hypervisor, a *VM exit*. In between, the CPU runs the guest.
 `struct vcpu` in `riscv64.c` starts with this layout, which the offsets
 below must match (a `_Static_assert` there checks it):
 
-| offset | contents |
-|---|---|
-| 0 .. 255 | guest `x0` .. `x31`, 8 bytes each (`x0` is always zero) |
-| 256 .. 383 | host `ra, sp, gp, tp, s0` .. `s11`: what C expects kept across a call |
++------------+-----------------------------------------------------------------+
+| offset     | contents                                                        |
++============+=================================================================+
+| 0 .. 255   | guest `x0` .. `x31`, 8 bytes each (`x0` is always zero)         |
++------------+-----------------------------------------------------------------+
+| 256 .. 383 | host `ra, sp, gp, tp, s0` .. `s11`: what C expects kept across  |
+|            | a call                                                          |
++------------+-----------------------------------------------------------------+
 
 The instruction that enters the guest is `sret`. With `hstatus.SPV` = 1 it
 returns to a *virtualized* mode (V=1), at the privilege in `sstatus.SPP`

@@ -39,14 +39,23 @@ addresses, a header QEMU accepts. It loads the segments where the ELF says,
 
 Multiboot 0.6.96, 3.2 "Machine state", promises:
 
-| what | value |
-|---|---|
-| `EAX` | 0x2BAD_B002: a Multiboot loader started us |
-| `EBX` | physical address of the *Multiboot information*: memory size, command line |
-| `CS`, `DS`, `ES`, `SS`, ... | flat 4 GiB segments (base 0), 32-bit |
-| `CR0` | `PE` = 1 (protected mode), `PG` = 0 (no paging) |
-| `EFLAGS` | `IF` = 0: interrupts off |
-| `ESP`, `GDTR`, `IDTR` | undefined: set them before use |
++-----------------------------+------------------------------------------------+
+| what                        | value                                          |
++=============================+================================================+
+| `EAX`                       | 0x2BAD_B002: a Multiboot loader started us     |
++-----------------------------+------------------------------------------------+
+| `EBX`                       | physical address of the *Multiboot             |
+|                             | information*: memory size, command line        |
++-----------------------------+------------------------------------------------+
+| `CS`, `DS`, `ES`, `SS`, ... | flat 4 GiB segments (base 0), 32-bit           |
++-----------------------------+------------------------------------------------+
+| `CR0`                       | `PE` = 1 (protected mode), `PG` = 0 (no        |
+|                             | paging)                                        |
++-----------------------------+------------------------------------------------+
+| `EFLAGS`                    | `IF` = 0: interrupts off                       |
++-----------------------------+------------------------------------------------+
+| `ESP`, `GDTR`, `IDTR`       | undefined: set them before use                 |
++-----------------------------+------------------------------------------------+
 
 hvbook will start its own guest in exactly this state (see `vcpu_setup`), so
 the guest kernel can be a Multiboot kernel too.
@@ -105,11 +114,16 @@ In 64-bit mode segmentation is almost gone: bases and limits are ignored for
 which says "64-bit code" (APM vol. 2, 4.8 "Long-Mode Segment Descriptors").
 Three descriptors do:
 
-| selector | descriptor | what |
-|---|---|---|
-| 0x00 | 0 | the mandatory null descriptor |
-| 0x08 | 0x00AF_9A00_0000_FFFF | code: present, ring 0, execute/read, `L` = 1, `G` = 1 |
-| 0x10 | 0x00CF_9200_0000_FFFF | data: present, ring 0, read/write, 4 GiB |
++----------+-----------------------+-------------------------------------------+
+| selector | descriptor            | what                                      |
++==========+=======================+===========================================+
+| 0x00     | 0                     | the mandatory null descriptor             |
++----------+-----------------------+-------------------------------------------+
+| 0x08     | 0x00AF_9A00_0000_FFFF | code: present, ring 0, execute/read, `L`  |
+|          |                       | = 1, `G` = 1                              |
++----------+-----------------------+-------------------------------------------+
+| 0x10     | 0x00CF_9200_0000_FFFF | data: present, ring 0, read/write, 4 GiB  |
++----------+-----------------------+-------------------------------------------+
 */
 #define GDT_CODE64 0x08
 #define GDT_DATA 0x10
@@ -148,7 +162,7 @@ long_mode:
     mov     %ax, %fs
     mov     %ax, %gs
     mov     $boot_stack_top, %rsp
-    mov     %edi, %r12d             // keep the two arguments while .bss is zeroed
+    mov     %edi, %r12d             // keep the two arguments: .bss is zeroed
     mov     %esi, %r13d
     lea     __bss_start(%rip), %rdi
     lea     __bss_end(%rip), %rcx
@@ -163,13 +177,21 @@ Every exception and interrupt goes through the IDT: 256 *gates* of 16 bytes
 (APM vol. 2, 8.8 "Long-Mode Interrupt Control Transfers"), each holding the
 address of a handler:
 
-| bytes | field | value |
-|---|---|---|
-| 0..1 | offset 15..0 | the stub's address |
-| 2..3 | selector | 0x08: our 64-bit code |
-| 4 | IST | 0: stay on the current stack |
-| 5 | type and attributes | 0x8E: present, ring 0, 64-bit interrupt gate (IF is cleared on entry) |
-| 6..7, 8..11 | offset 31..16, 63..32 | the rest of the address |
++-------------+-----------------------+----------------------------------------+
+| bytes       | field                 | value                                  |
++=============+=======================+========================================+
+| 0..1        | offset 15..0          | the stub's address                     |
++-------------+-----------------------+----------------------------------------+
+| 2..3        | selector              | 0x08: our 64-bit code                  |
++-------------+-----------------------+----------------------------------------+
+| 4           | IST                   | 0: stay on the current stack           |
++-------------+-----------------------+----------------------------------------+
+| 5           | type and attributes   | 0x8E: present, ring 0, 64-bit          |
+|             |                       | interrupt gate (IF is cleared on       |
+|             |                       | entry)                                 |
++-------------+-----------------------+----------------------------------------+
+| 6..7, 8..11 | offset 31..16, 63..32 | the rest of the address                |
++-------------+-----------------------+----------------------------------------+
 
 The addresses are only known at link time, split in three pieces, so a loop
 fills the table. Each vector has a 16-byte stub (below) that records its
@@ -226,7 +248,8 @@ isr_stubs:
     .set vec, 0
     .rept 256
     .align ISR_STUB_SIZE
-    .if (vec == 8) || ((vec >= 10) && (vec <= 14)) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .if (vec == 8) || ((vec >= 10) && (vec <= 14)) || (vec == 17) || \
+        (vec == 21) || (vec == 29) || (vec == 30)
     pushq   $vec
     .else
     pushq   $0
@@ -252,7 +275,7 @@ isr_common:
     push    %r13
     push    %r14
     push    %r15
-    mov     %rsp, %rdi              // struct trap_frame *: 22 words, 16-byte aligned
+    mov     %rsp, %rdi              // struct trap_frame *: 22 words, aligned
     cld
     call    hv_trap
     pop     %r15
@@ -289,11 +312,18 @@ other fourteen general registers, `RBX` to `R15`: they simply keep whatever
 the guest left in them (APM vol. 2, 15.5.1 "Basic Operation"). So they are
 ours to swap, using a `struct vcpu` (in `x86_64.c`) laid out like this:
 
-| offset | contents |
-|---|---|
-| 0 .. 127 | the sixteen guest registers in the CPU's own numbering: `RAX`, `RCX`, `RDX`, `RBX`, `RSP`, `RBP`, `RSI`, `RDI`, `R8` .. `R15`, 8 bytes each; the slots of `RAX` and `RSP` stay unused, since those two live in the VMCB |
-| 128 | physical address of the guest's VMCB |
-| 136 | physical address of a page for the host's `VMSAVE` |
++----------+-------------------------------------------------------------------+
+| offset   | contents                                                          |
++==========+===================================================================+
+| 0 .. 127 | the sixteen guest registers in the CPU's own numbering: `RAX`,    |
+|          | `RCX`, `RDX`, `RBX`, `RSP`, `RBP`, `RSI`, `RDI`, `R8` .. `R15`, 8 |
+|          | bytes each; the slots of `RAX` and `RSP` stay unused, since those |
+|          | two live in the VMCB                                              |
++----------+-------------------------------------------------------------------+
+| 128      | physical address of the guest's VMCB                              |
++----------+-------------------------------------------------------------------+
+| 136      | physical address of a page for the host's `VMSAVE`                |
++----------+-------------------------------------------------------------------+
 
 Another handful of registers is left alone by `VMRUN` as well: `FS`, `GS`,
 `TR` and `LDTR` with their hidden parts, `KernelGSBase`, and the
@@ -354,7 +384,8 @@ vcpu_enter:
     mov     V_RDI(%rdi), %rdi
 
     clgi                            // no interrupt until the guest runs
-    sti                             // host IF = 1: interrupts end the guest's turn
+    sti                             // host IF = 1: an interrupt ends its turn
+
     vmload  %rax                    // the guest's FS, GS, TR, LDTR, MSRs
     vmrun   %rax                    // ... the guest runs until a #VMEXIT ...
     vmsave  %rax
