@@ -27,7 +27,8 @@ case "${1:-}" in
   --wall) parts=wall; shift ;;
 esac
 arches=("$@")
-[ ${#arches[@]} -gt 0 ] || arches=($(ls riscv64.c aarch64.c x86_64.c 2>/dev/null | sed 's/\.c$//'))
+[ ${#arches[@]} -gt 0 ] ||
+  arches=($(ls riscv64.c aarch64.c x86_64.c 2>/dev/null | sed 's/\.c$//'))
 wall_runs=${WALL_RUNS:-5}
 linux_runs=${LINUX_RUNS:-3}
 
@@ -100,7 +101,8 @@ EOF
 best() {
   local f d min="" n=""
   while read -r -a f; do
-    [ "${f[0]:-}" = bench ] && [ "${f[1]}" = "$2" ] && [ ${#f[@]} -gt "$3" ] || continue
+    [ "${f[0]:-}" = bench ] && [ "${f[1]}" = "$2" ] || continue
+    [ ${#f[@]} -gt "$3" ] || continue
     d=$(( f[$3 - 1] - f[$3] ))
     if [ -z "$min" ] || [ "$d" -lt "$min" ]; then min=$d; fi
     n=$(( f[2] ))
@@ -114,7 +116,8 @@ per_trip() {
 }
 ratio() { # A B: A / B, or "-"
   case "$1$2" in *-*) echo - ; return ;; esac
-  awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else printf "-" }'
+  awk -v a="$1" -v b="$2" 'BEGIN {
+    if (b > 0) printf "%.1f", a / b; else printf "-" }'
 }
 
 exits_table() {
@@ -182,21 +185,26 @@ row() { printf '%-8s %-28s %5s %10s %10s %10s\n' "$@"; }
 # exits LOG: "reason|count" for each row of the hypervisor's exit table.
 exits_of() {
   tr -d '\r' <"$1" | awk '/^VM exits by reason:$/ { on = 1; next }
-    on && /^  / { n = $NF; $NF = ""; sub(/^ +/, ""); sub(/ +$/, ""); print $0 "|" n; next }
+    on && /^  / {
+      n = $NF; $NF = ""; sub(/^ +/, ""); sub(/ +$/, ""); print $0 "|" n; next
+    }
     on { exit }'
 }
 
 wall_gkernel() {
   local a=$1 i t0 d=$tmp/wall-$a
   mkdir -p "$d"
-  make --no-print-directory -s ARCH="$a" >/dev/null || { echo "$a: the build failed"; return; }
+  make --no-print-directory -s ARCH="$a" >/dev/null ||
+    { echo "$a: the build failed"; return; }
   : >"$d/hv" ; : >"$d/bare"
   for i in $(seq "$wall_runs"); do
     t0=$(ms)
-    ./run.sh "$a" --log "$d/hv.$i.log" >/dev/null 2>&1 || echo "$a: run $i under hvbook failed"
+    ./run.sh "$a" --log "$d/hv.$i.log" >/dev/null 2>&1 ||
+      echo "$a: run $i under hvbook failed"
     echo $(( $(ms) - t0 )) >>"$d/hv"
     t0=$(ms)
-    ./run.sh "$a" --bare --log "$d/bare.$i.log" >/dev/null 2>&1 || echo "$a: bare run $i failed"
+    ./run.sh "$a" --bare --log "$d/bare.$i.log" >/dev/null 2>&1 ||
+      echo "$a: bare run $i failed"
     echo $(( $(ms) - t0 )) >>"$d/bare"
   done
   row "$a" "gkernel, hvbook" "$wall_runs" $(stats <"$d/hv")
@@ -277,7 +285,8 @@ wall_linux() {
   row aarch64 "Linux to /init, bare" "$(grep -c '^[0-9]' "$d/bare")" \
     $(grep '^[0-9]' "$d/bare" | stats)
   if [ "$hv_ok" = 1 ]; then
-    row aarch64 "ratio hvbook/bare, by pair" "$(pairs "$d/hv" "$d/bare" | wc -l)" \
+    row aarch64 "ratio hvbook/bare, by pair" \
+      "$(pairs "$d/hv" "$d/bare" | wc -l)" \
       $(pairs "$d/hv" "$d/bare" | awk '{ print $1 / $2 }' | stats %.2f)
   fi
 }

@@ -31,6 +31,10 @@ section() { echo "== $*"; }
     section "end to end: $a"
     tests/e2e.sh "$a" 2>&1
   done
+  if [ -x tests/bench/check.sh ]; then
+    section "make bench's guests build and run (their figures: make bench)"
+    tests/bench/check.sh "${arches[@]}" 2>&1
+  fi
 } | tee "$log"
 
 passed=$(grep -c '^PASS ' "$log")

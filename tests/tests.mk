@@ -37,10 +37,12 @@ test-guests: $(foreach a,$(ARCH),test-guests-$(a))
 define BENCH_GUEST_RULES
 $(B)/$(1)/bench/%.elf: tests/bench/$(1)-%.S Makefile tests/tests.mk
 	@mkdir -p $$(@D)
-	$$(CROSS_$(1))gcc $$(CFLAGS_$(1)) -nostdlib -static -no-pie -Wl,--build-id=none \
-	  -Wl,-Ttext=$$(GUEST_LOAD_$(1)) -Wl,-N -Wl,--no-warn-rwx-segments \
+	$$(CROSS_$(1))gcc $$(CFLAGS_$(1)) -nostdlib -static -no-pie \
+	  -Wl,--build-id=none -Wl,-Ttext=$$(GUEST_LOAD_$(1)) -Wl,-N \
+	  -Wl,--no-warn-rwx-segments \
 	  -Wl,-z,noexecstack -o $$@ $$<
-bench-guests-$(1): $(patsubst tests/bench/$(1)-%.S,$(B)/$(1)/bench/%.elf,$(wildcard tests/bench/$(1)-*.S))
+bench-guests-$(1): $(patsubst tests/bench/$(1)-%.S,$(B)/$(1)/bench/%.elf,\
+  $(wildcard tests/bench/$(1)-*.S))
 endef
 $(foreach a,$(ALL_ARCHES),$(eval $(call BENCH_GUEST_RULES,$(a))))
 .PHONY: bench bench-guests $(foreach a,$(ALL_ARCHES),bench-guests-$(a))

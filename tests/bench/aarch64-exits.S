@@ -24,15 +24,14 @@ The guest prints one line per measurement, in hex:
 
   bench NAME N BODY EMPTY BODY-EL1 EMPTY-EL1
 
-| NAME | the body |
-|---|---|
-| floor | `brk`, taken by the guest's own vector: no exit |
-| hypercall | PSCI_VERSION over HVC (bare, QEMU answers PSCI itself) |
-| timer | the virtual timer, due at once, to the guest's IRQ handler |
-| devread | a read of the PL011's flag register (emulated) |
-| devwrite | a write of the PL011's interrupt mask register (emulated) |
-| console | a NUL written to the PL011's data register |
-| s2map | a load from a pflash page never read before: a stage-2 fault that maps it (N = 4096, each round its own pages) |
+- floor: `brk`, taken by the guest's own vector: no exit;
+- hypercall: PSCI_VERSION over HVC (bare, QEMU answers PSCI itself);
+- timer: the virtual timer, due at once, to the guest's IRQ handler;
+- devread: a read of the PL011's flag register (emulated);
+- devwrite: a write of the PL011's interrupt mask register (emulated);
+- console: a NUL written to the PL011's data register;
+- s2map: a load from a pflash page never read before, a stage-2 fault
+  that maps it (N = 4096, each round its own pages).
 */
 #define N 10000
 #define PAGES 4096
@@ -215,7 +214,9 @@ bench_with:
     mov     x30, x27
     ret
 
-measure:    // x0 = body, x22 = n; returns x0 = CNTVCT ticks, x1 = EL1 instructions
+// measure(x0 = body), x22 = n: returns x0 = CNTVCT_EL0 ticks and
+// x1 = instructions at EL1
+measure:
     mov     x11, x0
     mov     x12, x22
     mov     x16, x30

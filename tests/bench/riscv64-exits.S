@@ -17,13 +17,13 @@ The guest prints one line per measurement, in hex:
 
   bench NAME N BODY EMPTY
 
-| NAME | the body |
-|---|---|
-| floor | `ebreak`, which the guest's own trap handler takes: no exit |
-| hypercall | SBI BASE get_spec_version: a null hypercall |
-| timer | SBI set_timer(0), and the timer interrupt it brings, to the guest's handler |
-| console | SBI legacy putchar of a NUL |
-| s2map | a load from a pflash page never read before: a G-stage fault that maps it (N = 2048, each round its own pages) |
+- floor: `ebreak`, which the guest's own trap handler takes: no exit;
+- hypercall: SBI BASE get_spec_version, a null hypercall;
+- timer: SBI set_timer(0), and the timer interrupt it brings, to the
+  guest's handler;
+- console: SBI legacy putchar of a NUL;
+- s2map: a load from a pflash page never read before, a G-stage fault
+  that maps it (N = 2048, each round its own pages).
 */
 #define N 10000
 #define PAGES 2048
@@ -31,7 +31,7 @@ The guest prints one line per measurement, in hex:
 #define SIE_STIE 0x20
 #define SSTATUS_SIE 0x2
 
-    .option norvc               // every ebreak 4 bytes long, as sepc += 4 expects
+    .option norvc               // every ebreak 4 bytes long: sepc += 4
     .section .text
     .global _start
 _start:

@@ -19,17 +19,19 @@ The guest prints one line per measurement, in hex:
 
   bench NAME N BODY EMPTY
 
-| NAME | the body |
-|---|---|
-| floor | `INT3`, through the guest's own IDT: no exit |
-| hypercall | `VMMCALL` of an unknown function (bare: `#UD`, which the guest's handler skips) |
-| ioread | `IN` from the serial port's line status register |
-| iowrite | `OUT` to the serial port's scratch register |
-| console | `OUT` of a NUL to the serial port's data register |
-| apicread | a read of the APIC's task priority register: a nested page fault, decoded and emulated |
-| apicwrite | a write of the same register |
-| flashread | a read of the flash: a nested page fault, decoded and emulated |
-| timer | the APIC timer, due at once: the write that arms it, the INTR exit, the injection, the guest's handler and its EOI |
+- floor: `INT3`, through the guest's own IDT: no exit;
+- hypercall: `VMMCALL` of an unknown function (bare: `#UD`, which the
+  guest's handler skips);
+- ioread: `IN` from the serial port's line status register;
+- iowrite: `OUT` to the serial port's scratch register;
+- console: `OUT` of a NUL to the serial port's data register;
+- apicread: a read of the APIC's task priority register, a nested page
+  fault, decoded and emulated;
+- apicwrite: a write of the same register;
+- flashread: a read of the flash, a nested page fault, decoded and
+  emulated;
+- timer: the APIC timer, due at once: the write that arms it, the INTR
+  exit, the injection, the guest's handler and its EOI.
 */
 #define N 10000
 #define APIC 0xFEE00000
@@ -45,10 +47,10 @@ _start:
     .balign 4
 mb_header:
     .long   0x1BADB002                      // Multiboot magic
-    .long   1 << 16                         // the address fields below are valid
+    .long   1 << 16                         // the address fields are valid
     .long   -(0x1BADB002 + (1 << 16))       // checksum: the three sum to 0
     .long   mb_header                       // header_addr
-    .long   _start                          // load_addr: the file from _start on
+    .long   _start                          // load_addr: from _start on
     .long   0                               // load_end_addr: 0, the whole file
     .long   0                               // bss_end_addr: no BSS
     .long   _start                          // entry_addr
@@ -201,7 +203,7 @@ bench:
     call    putc
     ret
 
-measure:                                    // ebx = body; returns eax = TSC ticks
+measure:                        // ebx = body; returns eax = TSC ticks
     rdtsc
     mov     %eax, %ebp
 1:  rdtsc
