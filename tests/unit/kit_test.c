@@ -8,6 +8,9 @@
      riscv64.dtb  qemu-system-riscv64 -M virt, -append 'hvbook.budget=5 hvbook.token=abc'
      aarch64.dtb  qemu-system-aarch64 -M virt, the same -append
      noargs.dtb   qemu-system-riscv64 -M virt with no -append at all
+   A file whose QEMU is not installed is missing; its checks are skipped, as
+   elf_test skips the AArch64 file when there is no AArch64 compiler. The
+   damaged copies are made from riscv64.dtb, or aarch64.dtb without it.
 
    page_alloc and boot_args_parse stop the program (panic, power_off) or
    print on failure, so those checks run in a child process and look at its
@@ -150,10 +153,9 @@ static void check_dtb(const char *name, const char *file)
 {
     size_t size;
     u8 *f = load_dtb(file, &size);
-    if (!f) {
-        fail(name, "cannot read %s/%s", dtb_dir, file);
-        return;
-    }
+    if (!f)
+        return; // that QEMU is not installed
+
     const char *args = fdt_bootargs(f);
     if (!args)
         fail(name, "no bootargs found in QEMU's own device tree");
@@ -210,22 +212,20 @@ static void test_fdt(void)
         else
             fail("fdt-qemu-no-append", "bootargs \"%s\" from a run without -append", a);
         free(f);
-    } else {
-        fail("fdt-qemu-no-append", "cannot read %s/noargs.dtb", dtb_dir);
     }
 
     u8 *good = load_dtb("riscv64.dtb", &size);
-    if (!good) {
-        fail("fdt-corrupted", "cannot read %s/riscv64.dtb", dtb_dir);
-        return;
-    }
+    if (!good)
+        good = load_dtb("aarch64.dtb", &size);
+    if (!good)
+        return; // neither QEMU is installed
     // QEMU pads the file it dumps to 1 MiB; the blob is totalsize bytes.
     u32 total = get_be32(good + 4);
     if (total <= size)
         size = total;
     long prop = find_bootargs_prop(good);
     if (total != size || prop < 0) {
-        fail("fdt-corrupted", "riscv64.dtb: totalsize %u, file %zu bytes, bootargs at %ld", total,
+        fail("fdt-corrupted", "QEMU's tree: totalsize %u, file %zu bytes, bootargs at %ld", total,
              size, prop);
         free(good);
         return;
@@ -276,7 +276,7 @@ static void test_fdt(void)
             ch[0] = 'k';
             expect_no_args("fdt-bootargs-outside-chosen", c, "no node is called chosen");
         } else {
-            fail("fdt-bootargs-outside-chosen", "no chosen node in riscv64.dtb");
+            fail("fdt-bootargs-outside-chosen", "no chosen node in QEMU's tree");
         }
     }
 

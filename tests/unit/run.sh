@@ -172,11 +172,19 @@ make_dtbs() {
     args='hvbook.budget=5 hvbook.token=abc'
     # QEMU takes -append only with -kernel; the kernel is never run.
     k=$DTB/kernel.bin
+    # Each QEMU only if it is installed (make test ARCH=x86_64 may not bring
+    # it); kit_test skips the device trees that are missing.
     printf 'hvbook' >"$k"
-    qemu-system-riscv64 -M virt,dumpdtb="$DTB/riscv64.dtb" -nographic -kernel "$k" -append "$args" &&
-    qemu-system-riscv64 -M virt,dumpdtb="$DTB/noargs.dtb" -nographic -kernel "$k" &&
-    qemu-system-aarch64 -M virt,virtualization=on,gic-version=3,dumpdtb="$DTB/aarch64.dtb" \
-        -cpu max -nographic -kernel "$k" -append "$args"
+    if command -v qemu-system-riscv64 >/dev/null 2>&1; then
+        qemu-system-riscv64 -M virt,dumpdtb="$DTB/riscv64.dtb" -nographic -kernel "$k" \
+            -append "$args" &&
+        qemu-system-riscv64 -M virt,dumpdtb="$DTB/noargs.dtb" -nographic -kernel "$k" ||
+            return 1
+    fi
+    if command -v qemu-system-aarch64 >/dev/null 2>&1; then
+        qemu-system-aarch64 -M virt,virtualization=on,gic-version=3,dumpdtb="$DTB/aarch64.dtb" \
+            -cpu max -nographic -kernel "$k" -append "$args" || return 1
+    fi
 }
 
 # ---------------------------------------------------------------------------
