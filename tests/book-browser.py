@@ -218,8 +218,11 @@ def main():
                 path = os.path.join(book, page + ".html")
                 url = "file://" + urllib.parse.quote(path)
                 browser.events = []
-                browser.call("Page.navigate", {"url": url}, session=session)
-                browser.wait_event("Page.loadEventFired", session)
+                nav = browser.call("Page.navigate", {"url": url}, session=session)
+                if "errorText" in nav:
+                    raise RuntimeError("%s: %s" % (url, nav["errorText"]))
+                if nav.get("loaderId"):  # none if only the #fragment changed
+                    browser.wait_event("Page.loadEventFired", session)
                 r = browser.call("Runtime.evaluate",
                                  {"expression": PROBE, "returnByValue": True}, session=session)
                 probe = json.loads(r["result"]["value"])
@@ -240,7 +243,7 @@ def main():
         browser.close()
         shutil.rmtree(profile, ignore_errors=True)
 
-    broken = []
+    broken, seen = [], set()
     prefix = "file://" + urllib.parse.quote(book) + "/"
     for page, hrefs in links.items():
         for href in sorted(set(hrefs)):
@@ -252,7 +255,10 @@ def main():
             target, _, anchor = href[len(prefix):].partition("#")
             name = urllib.parse.unquote(target)
             if not name.endswith(".html") or name[:-5] not in ids:
-                broken.append("%s.html links to a missing page %s" % (page, name))
+                if (page, name) not in seen:
+                    broken.append("%s.html links to a missing page %s" % (page, name))
+                seen.add((page, name))
+
             elif anchor and urllib.parse.unquote(anchor) not in ids[name[:-5]]:
                 broken.append("%s.html links to %s#%s, which is not there" % (
                     page, name, urllib.parse.unquote(anchor)))

@@ -204,7 +204,7 @@ else
     counts=$(grep -o '^Messages: .*' "$tmp/epubcheck.log")
     if [ -z "$counts" ] && grep -q '^No errors or warnings detected' "$tmp/epubcheck.log"; then
         pass book-epub
-    elif echo "$counts" | grep -q '^Messages: 0 fatal / 0 errors'; then
+    elif echo "$counts" | grep -Eq '^Messages: 0 fatals? / 0 errors'; then
         pass book-epub
     else
         fail book-epub "epubcheck: ${counts:-did not run}; first: $(grep -m 2 -E '^(FATAL|ERROR)' "$tmp/epubcheck.log" | cut -c 1-200 | tr '\n' ' ')"
