@@ -320,18 +320,38 @@ function Reader(input, opts)
   end
 
   -- Headings were parsed piece by piece, so identifiers may repeat
-  -- ("console" in two files): make each one unique.
+  -- ("exercises" in every chapter). An identifier that more than one
+  -- chapter uses gets its chapter's page name in front of it everywhere
+  -- ("riscv64-exercises"); one a chapter repeats gets -2, -3 after it. An
+  -- anchor then depends on its heading and its chapter, not on what other
+  -- chapters hold, and a link to it stays right when they change.
+  local page_at, chapters_of_id = {}, {}
+  for _, ch in ipairs(chapters) do
+    for i = ch.first, ch.last do
+      page_at[i] = ch.page
+      local b = out[i]
+      if b.t == "Header" then
+        if b.identifier == "" then b.identifier = "section" end
+        local set = chapters_of_id[b.identifier] or {}
+        set[ch.page] = true
+        chapters_of_id[b.identifier] = set
+      end
+    end
+  end
   local seen = {}
-  for _, b in ipairs(out) do
+  for i, b in ipairs(out) do
     if b.t == "Header" then
       local id = b.identifier
-      if id == "" then id = "section" end
-      local base, k = id, 1
+      local n = 0
+      for _ in pairs(chapters_of_id[id]) do n = n + 1 end
+      if n > 1 then id = page_at[i] .. "-" .. id end
+      local base, k = id, 2
       while seen[id] do id = base .. "-" .. k; k = k + 1 end
       seen[id] = true
       b.identifier = id
     end
   end
+
 
   -- Each chapter: its page's name on its first heading, and its "section N"
   -- (N as its source numbered it by hand) made a link.
