@@ -222,10 +222,11 @@ wall_exits() {
   for i in $(seq "$3"); do
     [ -f "$2.$i.log" ] && exits_of "$2.$i.log" | sed "s/^/$i|/"
   done | awk -F'|' -v runs="$3" '
-    !($2 in seen) { seen[$2] = 1; order[++k] = $2 }
+    !($2 in seen) && $2 != "total" { seen[$2] = 1; order[++k] = $2 }
     { c[$2, $1] = $3 }
     END {
       if (k == 0) { print "  (no exit table: no run under hvbook ended)"; exit }
+      order[++k] = "total"
       printf "  %-32s", "reason"
       for (i = 1; i <= runs; i++) printf " %7s", "run " i
       print ""
@@ -310,7 +311,7 @@ case " $parts " in
       wall_exits "$a, gkernel" "$tmp/wall-$a/hv" "$wall_runs"
     done
     case " ${arches[*]} " in
-      *" aarch64 "*) wall_exits "aarch64, Linux to /init and poweroff -f" \
+      *" aarch64 "*) wall_exits "aarch64, Linux to /init" \
                        "$tmp/wall-linux/hv" "$linux_runs" ;;
     esac ;;
 esac
