@@ -448,6 +448,18 @@ cmd_make() {
   [ -n "$dir" ] || dir=$ROOT/build/labs/${labs[*]}
   unset IFS
   case "$dir" in /*) ;; *) dir=$PWD/$dir ;; esac
+  dir=${dir%/}
+  # Never overwrite anything but an old student tree, nor copy the tree
+  # into itself.
+  case "$dir" in
+    "$ROOT"/build/?*) ;;
+    "$ROOT"|"$ROOT"/*) die "$dir is inside this tree: use build/... or" \
+                           "a directory outside it" ;;
+  esac
+  if [ -e "$dir" ] && [ ! -f "$dir/.lab" ] &&
+     [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
+    die "$dir exists and is not a student tree: not overwriting it"
+  fi
   copy_tree "$dir"
   for lab in "${labs[@]}"; do stub_out "$dir" "$lab"; done
   printf '%s\n' "${labs[@]}" >"$dir/.lab"
