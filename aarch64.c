@@ -255,6 +255,8 @@ or an MPIDR has both forms: the SMC32 one sees only the low 32 bits of its
 arguments.
 */
 #define PSCI_VERSION 0x84000000U
+#define PSCI_CPU_SUSPEND_32 0x84000001U
+#define PSCI_CPU_SUSPEND_64 0xC4000001U
 #define PSCI_CPU_OFF 0x84000002U
 #define PSCI_CPU_ON_32 0x84000003U
 #define PSCI_CPU_ON_64 0xC4000003U
@@ -426,7 +428,7 @@ static void dcache_clean_inval_poc(uintptr_t start, size_t size)
 | 0x0800_0000 .. 0x0800_FFFF | GICv3 distributor | emulated |
 | 0x080A_0000 .. 0x080B_FFFF | GICv3 redistributor of CPU 0 | emulated |
 | 0x0900_0000 .. 0x0900_0FFF | PL011 UART | emulated |
-| 0x4000_0000 .. 0x40FF_FFFF | 16 MiB of RAM | mapped at set-up to host frames |
+| 0x4000_0000 .. 0x40FF_FFFF | 16 MiB of RAM (Linux: 128 MiB, to 0x47FF_FFFF) | mapped at set-up to host frames |
 | anything else | nothing | a VM fault: reported, the VM stops |
 
 These are the addresses of QEMU's `virt` board, so the guest, written for that
@@ -441,6 +443,7 @@ the stage-2 tables know how they correspond.
 */
 #define GUEST_RAM_IPA 0x40000000UL
 #define GUEST_RAM_SIZE (16 * MiB)
+#define GUEST_RAM_SIZE_LINUX (128 * MiB)
 #define PFLASH_IPA 0x04000000UL
 #define PFLASH_SIZE (64 * MiB)
 #define GICD_BASE 0x08000000UL
@@ -448,9 +451,10 @@ the stage-2 tables know how they correspond.
 #define GICR_BASE 0x080A0000UL
 #define GICR_SIZE 0x20000UL /* one redistributor: RD_base + SGI_base frames */
 
-/* QEMU's virt machine places RAM at 0x4000_0000; run.sh gives it 256 MiB. */
-#define HOST_RAM_BASE 0x40000000UL
-#define HOST_RAM_END (HOST_RAM_BASE + 256 * MiB)
+/* QEMU's virt machine places RAM at 0x4000_0000, and its device tree at the
+   start of it (see start/aarch64.ld). How much RAM there is, the tree says:
+   `hv_main` asks `fdt_memory`. */
+#define QEMU_FDT 0x40000000UL
 
 /* QEMU virt's VirtIO-MMIO slots: 32 of them, 0x200 bytes apart. */
 #define VIRTIO_MMIO_BASE 0x0a000000UL
@@ -689,18 +693,20 @@ static void s2_map(u64 ipa, u64 pa, u64 size, u64 attrs)
 }
 
 /*
-`guest_ram_setup` allocates the guest's 16 MiB in one piece, 2 MiB aligned
-so that 2 MiB blocks can map it, and maps it. Its address in the
-hypervisor's memory, `guest_ram`, is kept: the loader writes the kernel
-through it.
+`guest_ram_setup` allocates the guest's RAM (16 MiB for `gkernel`, 128 MiB
+for Linux) in one piece, 2 MiB aligned so that 2 MiB blocks can map it, and
+maps it. Its address in the hypervisor's memory, `guest_ram`, is kept: the
+loader writes the kernel through it.
 */
 static u8 *guest_ram;
+static u64 guest_ram_size;
 
-static void guest_ram_setup(void)
+static void guest_ram_setup(u64 size)
 {
     s2_setup();
-    guest_ram = page_alloc(GUEST_RAM_SIZE / PAGE_SIZE, 2 * MiB);
-    for (u64 off = 0; off < GUEST_RAM_SIZE; off += 2 * MiB)
+    guest_ram_size = size;
+    guest_ram = page_alloc(size / PAGE_SIZE, 2 * MiB);
+    for (u64 off = 0; off < size; off += 2 * MiB)
         s2_map(GUEST_RAM_IPA + off, (uintptr_t)guest_ram + off, 2 * MiB, S2_RAM);
 }
 
@@ -777,10 +783,19 @@ registers"):
    enables its own timer interrupt: see the GIC emulation in section 6.
    **PPI 26**, the interrupt of the EL2 physical timer (the hypervisor's own
    timer, section 5), gets the same group and priority and is enabled for
-   good: no guest setting can touch it. A write to `GICR_ICENABLER0` takes
-   effect some time later; the redistributor says it is done by clearing
-   `GICR_CTLR.RWP` (bit 3, "register write pending"), which `gicr_wait_rwp`
-   polls after every enable or disable.
+   good: no guest setting can touch it. So is **PPI 25**, the *maintenance
+   interrupt* of the virtual CPU interface, which tells the hypervisor that
+   list registers need its attention (`vgic_flush`, section 6). A write to
+   `GICR_ICENABLER0` takes effect some time later; the redistributor says it
+   is done by clearing `GICR_CTLR.RWP` (bit 3, "register write pending"),
+   which `gicr_wait_rwp` polls after every enable or disable.
+   **SPI 33**, the real PL011's interrupt (SPI 1 of QEMU's `virt`), is the
+   hypervisor's too: it is how typed characters reach it (`uart_receive`).
+   In the distributor: Group 1 (`GICD_IGROUPR1`), the same priority,
+   level-sensitive (`GICD_ICFGR2`, 0), routed to this CPU (`GICD_IROUTER33`
+   = our affinity fields, `Interrupt_Routing_Mode` 0) and enabled
+   (`GICD_ISENABLER1`); the real PL011 is told to raise it when a character
+   arrives (`UARTIMSC` bits `RXIM` 4 and `RTIM` 6).
 4. **CPU interface at EL2**: `ICC_SRE_EL2` = `SRE` | `DFB` | `DIB` | `Enable`:
    use the system-register interface at EL2 (`SRE`, bit 0), with FIQ and IRQ
    bypass disabled (bits 1, 2), and let EL1 use *its* system-register
@@ -804,6 +819,17 @@ the next `ERET`, and is then taken at once, as a VM exit.
 #define GICD_CTLR 0x0000
 #define GICD_TYPER 0x0004
 #define GICD_IIDR 0x0008
+#define GICD_TYPER2 0x000c
+#define GICD_IGROUPR 0x0080    /* one bit per INTID, 32 per word */
+#define GICD_ISENABLER 0x0100
+#define GICD_ICENABLER 0x0180
+#define GICD_ISPENDR 0x0200
+#define GICD_ICPENDR 0x0280
+#define GICD_ISACTIVER 0x0300
+#define GICD_ICACTIVER 0x0380
+#define GICD_IPRIORITYR 0x0400 /* one byte per INTID */
+#define GICD_ICFGR 0x0c00      /* two bits per INTID, 16 per word */
+#define GICD_IROUTER 0x6000    /* 64 bits per SPI: where it is routed */
 #define GICD_PIDR2 0xffe8
 #define GICD_CTLR_ENABLE_GRP0 (1U << 0)
 #define GICD_CTLR_ENABLE_GRP1 (1U << 1)
@@ -823,6 +849,10 @@ the next `ERET`, and is then taken at once, as a VM exit.
 #define GICR_IGROUPR0 (GICR_SGI + 0x0080)
 #define GICR_ISENABLER0 (GICR_SGI + 0x0100)
 #define GICR_ICENABLER0 (GICR_SGI + 0x0180)
+#define GICR_ISPENDR0 (GICR_SGI + 0x0200)
+#define GICR_ICPENDR0 (GICR_SGI + 0x0280)
+#define GICR_ISACTIVER0 (GICR_SGI + 0x0300)
+#define GICR_ICACTIVER0 (GICR_SGI + 0x0380)
 #define GICR_IPRIORITYR (GICR_SGI + 0x0400)
 #define GICR_ICFGR0 (GICR_SGI + 0x0c00)
 #define GICR_ICFGR1 (GICR_SGI + 0x0c04)
@@ -840,6 +870,20 @@ the next `ERET`, and is then taken at once, as a VM exit.
 #define TIMER_PPI 27
 #define HV_TIMER_PPI 26
 #define HV_TIMER_PRIORITY 0x80
+/* The virtual CPU interface's maintenance interrupt (the SBSA's number, and
+   QEMU's), and the PL011's interrupt on QEMU virt: SPI 1, INTID 33. */
+#define MAINTENANCE_PPI 25
+#define UART_SPI 33
+
+/* The PL011's interrupt registers, for the real UART here and the guest's
+   emulated one in section 6 (DDI0183, 3.3.13 .. 3.3.15). */
+#define PL011_CR 0x030
+#define PL011_IMSC 0x038
+#define PL011_ICR 0x044
+#define PL011_INT_RX (1U << 4)  /* receive */
+#define PL011_INT_TX (1U << 5)  /* transmit */
+#define PL011_INT_RT (1U << 6)  /* receive timeout */
+#define PL011_CR_ON 0x301U      /* UARTEN (0), TXE (8), RXE (9) */
 
 /*
 A list register's number is part of the instruction that accesses it, so
@@ -891,7 +935,25 @@ static void gic_setup(void)
                                             1U << TIMER_PPI | 1U << HV_TIMER_PPI);
     mmio_write8(GICR_BASE + GICR_IPRIORITYR + TIMER_PPI, HV_TIMER_PRIORITY);
     mmio_write8(GICR_BASE + GICR_IPRIORITYR + HV_TIMER_PPI, HV_TIMER_PRIORITY);
-    mmio_write32(GICR_BASE + GICR_ISENABLER0, 1U << HV_TIMER_PPI);
+    mmio_write8(GICR_BASE + GICR_IPRIORITYR + MAINTENANCE_PPI, HV_TIMER_PRIORITY);
+    mmio_write32(GICR_BASE + GICR_IGROUPR0, mmio_read32(GICR_BASE + GICR_IGROUPR0) |
+                                            1U << MAINTENANCE_PPI);
+    mmio_write32(GICR_BASE + GICR_ISENABLER0, 1U << HV_TIMER_PPI | 1U << MAINTENANCE_PPI);
+    gicr_wait_rwp();
+    // The real PL011's receive interrupt, SPI 33, to this CPU.
+    u32 bit = 1U << (UART_SPI % 32);
+    u64 aff = sysreg_read(MPIDR_EL1) & 0xff00ffffffUL;
+    mmio_write32(GICD_BASE + GICD_IGROUPR + 4, mmio_read32(GICD_BASE + GICD_IGROUPR + 4) | bit);
+    mmio_write8(GICD_BASE + GICD_IPRIORITYR + UART_SPI, HV_TIMER_PRIORITY);
+    mmio_write32(GICD_BASE + GICD_ICFGR + 8, mmio_read32(GICD_BASE + GICD_ICFGR + 8) &
+                                             ~(3U << 2 * (UART_SPI % 16)));
+    *(volatile u64 *)(GICD_BASE + GICD_IROUTER + 8 * UART_SPI) = aff;
+    mmio_write32(GICD_BASE + GICD_ISENABLER + 4, bit);
+    while (mmio_read32(GICD_BASE + GICD_CTLR) & GICD_CTLR_RWP)
+        ;
+    mmio_write32(PL011_BASE + PL011_ICR, 0x7ff);
+    mmio_write32(PL011_BASE + PL011_CR, PL011_CR_ON);
+    mmio_write32(PL011_BASE + PL011_IMSC, PL011_INT_RX | PL011_INT_RT);
 
     // 4. and 5. The physical CPU interface, as EL2 sees it.
     sysreg_write(ICC_SRE_EL2, ICC_SRE_SRE | ICC_SRE_DFB | ICC_SRE_DIB | ICC_SRE_ENABLE);
@@ -1098,8 +1160,9 @@ static void hv_timer_start(void)
 
 The guest is started as QEMU starts a bare-metal ELF at EL1: at its entry
 point, in EL1 using `SP_EL1` ("EL1h"), with all interrupts masked, `x0` = 0
-(QEMU passes no device-tree pointer to a non-Linux ELF, and hvbook builds no
-device tree).
+(QEMU passes no device-tree pointer to a non-Linux ELF). Linux is started
+the same way, as its `booting.rst` asks, with the address of the device
+tree hvbook wrote for it in `x0` and `x1` .. `x3` zero (section 7).
 `SPSR_EL2` describes that state for `ERET`:
 
 | bits | field | value |
@@ -1121,7 +1184,7 @@ reset), debug control, timer control, and both EL1 timers (disabled).
 
 static u64 actlr_at_start; /* ACTLR_EL1 as hvbook found it: what the guest reads */
 
-static void vcpu_setup(u64 entry)
+static void vcpu_setup(u64 entry, u64 x0)
 {
     u64 hcr = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_TSC | HCR_TIDCP |
               HCR_TACR | HCR_RW;
@@ -1200,7 +1263,7 @@ static void vcpu_setup(u64 entry)
     memset(&vcpu, 0, sizeof(vcpu));
     vcpu.elr = entry;
     vcpu.spsr = SPSR_EL1H_DAIF;
-    vcpu.x[0] = 0; // no device tree, as QEMU gives a bare-metal ELF
+    vcpu.x[0] = x0; // gkernel: 0, as QEMU gives a bare-metal ELF; Linux: its tree
 }
 
 /*
@@ -1213,7 +1276,7 @@ the guest, wait for it to exit, handle the exit, enter again.
     |                                                        | the guest runs
     |    vectors + 0x400..0x580: a VM exit <-----------------+
     |        |
-    |        +-- IRQ                    -> inject_timer (or: budget spent)
+    |        +-- IRQ                    -> handle_irq: timer, console, GIC
     |        +-- sync, EC 0x16 / 0x17   -> handle_hypercall (HVC, SMC)
     |        +-- sync, EC 0x24 / 0x20   -> handle_stage2_fault
     |        +-- sync, EC 0x18          -> handle_sysreg
@@ -1229,8 +1292,11 @@ enum exit_reason {
     EXIT_PL011,
     EXIT_GIC,
     EXIT_TIMER_INTERRUPT,
+    EXIT_UART_INTERRUPT,
+    EXIT_MAINTENANCE,
     EXIT_HV_TIMER,
     EXIT_SPURIOUS_INTERRUPT,
+    EXIT_SGI,
     EXIT_SYSREG,
     EXIT_PFLASH_FAULT,
     EXIT_REFUSED_FAULT,
@@ -1244,6 +1310,9 @@ static const char *const exit_names[EXIT_REASONS] = {
     [EXIT_PL011] = "PL011 access (emulated)",
     [EXIT_GIC] = "GIC access (emulated)",
     [EXIT_TIMER_INTERRUPT] = "timer interrupt",
+    [EXIT_UART_INTERRUPT] = "console input (PL011)",
+    [EXIT_MAINTENANCE] = "GIC maintenance interrupt",
+    [EXIT_SGI] = "SGI sent (ICC_SGI1R_EL1)",
     [EXIT_HV_TIMER] = "hypervisor timer (budget)",
     [EXIT_SPURIOUS_INTERRUPT] = "spurious interrupt",
     [EXIT_SYSREG] = "system register trapped",
@@ -1332,50 +1401,224 @@ static void vm_fault(const char *what)
 }
 
 /*
-### The guest's timer: `inject_timer`
+### Virtual interrupts: list registers and `vgic_flush`
 
-The IRQ exit. As drawn in section 4: acknowledge the physical interrupt,
-drop its priority, and hand it to the guest through a free list register.
-`ICH_ELRSR_EL2` has bit n set when list register n holds no interrupt.
-
-A list register (IHI0069, register description ICH_LR<n>_EL2):
+The guest sees interrupts only through the list registers (section 4). Each
+holds one virtual interrupt (IHI0069, register description ICH_LR<n>_EL2):
 
 | bits | field | value | meaning |
 |---|---|---|---|
-| 63..62 | State | 0b01 | pending |
-| 61 | HW | 1 | tied to a physical interrupt: deactivating one deactivates the other |
+| 63..62 | State | 0b01 | pending (0b10 active, 0b11 both, 0b00 empty) |
+| 61 | HW | 1 for the timer | tied to a physical interrupt: deactivating one deactivates the other |
 | 60 | Group | the guest's | 1: signalled as a vIRQ, acknowledged with `ICC_IAR1_EL1` |
 | 55..48 | Priority | the guest's | compared with the guest's priority mask |
-| 44..32 | pINTID | 27 | the physical interrupt to deactivate |
-| 31..0 | vINTID | 27 | what the guest's `ICC_IAR1_EL1` returns |
+| 41 | EOI | 1 for a level interrupt without HW | a maintenance interrupt when the guest deactivates it |
+| 44..32 | pINTID | 27 | (with HW) the physical interrupt to deactivate |
+| 31..0 | vINTID | | what the guest's `ICC_IAR1_EL1` returns |
 
-The guest's priority and group for INTID 27 are what it wrote into its
-(emulated) redistributor; see `gic_emulate` below.
+Interrupts reach the guest from three kinds of source, and `vgic` (the
+guest's distributor and redistributor settings, which `gic_emulate` below
+fills in) remembers each:
 
-INTID 26 is the hypervisor's own timer: the guest's time budget is spent.
-The run ends here, with the report `common.h` defines and a failure status;
-the guest's PC in the report says where it was spinning or sleeping.
+- **The timer**, INTID 27, backed by the physical PPI 27 (`inject_timer`).
+  Its list register has `HW` set: the guest's EOI deactivates the physical
+  interrupt too, and no exit is needed to end it.
+- **Lines that a device model holds high**, level-sensitive: the guest's
+  PL011 raises INTID 33 while it has something to say (a character
+  received, the transmitter ready) and the guest allows it. `vgic.level`
+  has one bit per line. A level interrupt is *pending exactly while its
+  line is high*, active or not (IHI0069, "Interrupt handling state
+  machine"), so `vgic_flush` keeps each such list register's pending bit
+  equal to the line, and sets its `EOI` bit: when the guest deactivates it,
+  a maintenance interrupt brings us back to look at the line again.
+- **Edges**: an SGI the guest sends itself through `ICC_SGI1R_EL1`
+  (`send_sgi`) or an interrupt it makes pending by writing `ISPENDR`. They
+  wait in `vgic.pending` until a list register takes them.
 
-Any other physical interrupt is unexpected: hvbook enables no other one. It
-is deactivated (`ICC_DIR_EL1`) and reported, and the VM stops.
+An interrupt is *forwarded* only while the guest has it enabled and has
+its group enabled in `GICD_CTLR`, as a real distributor does (IHI0069,
+"Enabling and disabling the forwarding of interrupts").
+
+`vgic_flush` runs after any exit that changed one of these: it first
+brings the list registers in use up to date (a level line that dropped, an
+interrupt the guest disabled: pending no more; an edge sent again while
+active: active *and* pending), then puts every forwardable interrupt still
+waiting into a free list register (`ICH_ELRSR_EL2` has bit n set when list
+register n holds nothing).
+
+**When they run out.** QEMU's GICv3 has four list registers, and there
+could be more waiting interrupts than that: then the rest stay in `vgic`,
+and `vgic_flush` sets `ICH_HCR_EL2.UIE` (underflow interrupt enable, bit 1),
+which raises the maintenance interrupt, PPI 25, as soon as at most one list
+register is still in use. That exit finds free ones, and the flush goes
+on. (A real hypervisor would put the most urgent interrupts first; hvbook
+takes them in INTID order.)
 */
 #define LR_STATE_MASK (3UL << 62)
 #define LR_STATE_PENDING (1UL << 62)
+#define LR_STATE_ACTIVE (2UL << 62)
 #define LR_HW (1UL << 61)
 #define LR_GROUP1 (1UL << 60)
+#define LR_EOI (1UL << 41)
 #define LR_PRIORITY_SHIFT 48
 #define LR_PINTID_SHIFT 32
+#define LR_VINTID(lr) ((lr) & 0xffffffffUL)
+#define ICH_HCR_UIE (1UL << 1)
+
+/* The INTIDs hvbook's virtual GIC has: 16 SGIs, 16 PPIs, 32 SPIs. */
+#define VGIC_IRQS 64
+#define VGIC_LEVEL_IRQS (1UL << UART_SPI) /* level-sensitive, device-driven */
 
 static struct {
     u32 gicd_ctlr;      /* Enable bits the guest wrote */
     u32 waker;          /* ProcessorSleep/ChildrenAsleep */
-    u32 igroupr0;       /* Group of each SGI/PPI */
-    u32 enabled;        /* the guest's ISENABLER0 */
-    u32 icfgr1;         /* PPI trigger modes */
-    u8 priority[32];    /* IPRIORITYR for INTIDs 0..31 */
-} vgic = {.waker = GICR_WAKER_PROCESSOR_SLEEP | GICR_WAKER_CHILDREN_ASLEEP};
+    u64 group;          /* bit n: INTID n is Group 1 (IGROUPR0, IGROUPR1) */
+    u64 enabled;        /* bit n: INTID n is enabled (ISENABLER0, 1) */
+    u64 pending;        /* edges waiting for a list register */
+    u64 level;          /* lines a device model holds high */
+    u32 icfgr[4];       /* trigger modes, two bits per INTID */
+    u8 priority[VGIC_IRQS];
+    u64 irouter[VGIC_IRQS]; /* for SPIs: where the guest routed them */
+    bool timer_waiting; /* physical 27 acknowledged, no list register yet */
+    bool dirty;         /* something changed: vgic_flush before entering */
+} vgic = {
+    .waker = GICR_WAKER_PROCESSOR_SLEEP | GICR_WAKER_CHILDREN_ASLEEP,
+    .icfgr = {0xaaaaaaaa}, // SGIs are edge-triggered, always
+};
 
+static bool vgic_forwarded(int intid)
+{
+    u32 group_enable = (vgic.group >> intid) & 1 ? GICD_CTLR_ENABLE_GRP1
+                                                 : GICD_CTLR_ENABLE_GRP0;
+    return ((vgic.enabled >> intid) & 1) && (vgic.gicd_ctlr & group_enable);
+}
+
+static u64 lr_make(int intid, bool hw)
+{
+    u64 lr = LR_STATE_PENDING | (u64)vgic.priority[intid] << LR_PRIORITY_SHIFT |
+             (u64)intid;
+    if ((vgic.group >> intid) & 1)
+        lr |= LR_GROUP1;
+    if (hw)
+        lr |= LR_HW | (u64)intid << LR_PINTID_SHIFT;
+    else if (VGIC_LEVEL_IRQS & (1UL << intid))
+        lr |= LR_EOI;
+    return lr;
+}
+
+static void vgic_flush(void)
+{
+    u64 want = vgic.pending | vgic.level;
+    if (vgic.timer_waiting && !vgic_forwarded(TIMER_PPI)) {
+        // Disabled while it waited: the physical one ends here.
+        vgic.timer_waiting = false;
+        sysreg_write(ICC_DIR_EL1, TIMER_PPI);
+    }
+    if (vgic.timer_waiting)
+        want |= 1UL << TIMER_PPI;
+
+    // 1. The list registers in use.
+    for (int n = 0; n < num_lrs; n++) {
+        u64 lr = ich_lr(n, false, 0), state = lr & LR_STATE_MASK;
+        u64 id = LR_VINTID(lr);
+        if (!state || (lr & LR_HW) || id >= VGIC_IRQS)
+            continue; // empty, or the timer (see withdraw_timer)
+        u64 bit = 1UL << id, next = state;
+        bool on = vgic_forwarded((int)id);
+        if (VGIC_LEVEL_IRQS & bit)
+            next = (state & LR_STATE_ACTIVE) |
+                   ((vgic.level & bit) && on ? LR_STATE_PENDING : 0);
+        else if (on && (want & bit))
+            next |= LR_STATE_PENDING; // sent again while the guest handles it
+        else if (!on && (state & LR_STATE_PENDING)) {
+            next &= ~LR_STATE_PENDING; // not forwarded: back to waiting
+            vgic.pending |= bit;
+        }
+        if (on) {
+            want &= ~bit;
+            vgic.pending &= ~bit;
+        }
+        if (next != state)
+            ich_lr(n, true, next ? (lr & ~LR_STATE_MASK) | next : 0);
+    }
+
+    // 2. Whatever still waits, into free list registers.
+    u64 empty = sysreg_read(ICH_ELRSR_EL2);
+    bool overflow = false;
+    for (int id = 0; id < VGIC_IRQS && want; id++) {
+        u64 bit = 1UL << id;
+        if (!(want & bit) || !vgic_forwarded(id))
+            continue;
+        int n = 0;
+        while (n < num_lrs && !(empty & (1UL << n)))
+            n++;
+        if (n == num_lrs) {
+            overflow = true;
+            break;
+        }
+        bool hw = id == TIMER_PPI && vgic.timer_waiting;
+        ich_lr(n, true, lr_make(id, hw));
+        empty &= ~(1UL << n);
+        want &= ~bit;
+        vgic.pending &= ~bit;
+        if (hw)
+            vgic.timer_waiting = false;
+    }
+    sysreg_write(ICH_HCR_EL2, ICH_HCR_EN | (overflow ? ICH_HCR_UIE : 0));
+    isb();
+    vgic.dirty = false;
+}
+
+/*
+### The physical interrupts: `handle_irq`
+
+An IRQ exit. Acknowledge the physical interrupt (`ICC_IAR1_EL1` gives its
+INTID and makes it active), drop its running priority (`ICC_EOIR1_EL1`:
+with `EOImode` = 1 that is all it does), and then, by INTID:
+
+| INTID | what | done |
+|---|---|---|
+| 27 | the guest's virtual timer | `inject_timer`: it stays physically active until the guest ends the virtual one |
+| 26 | the hypervisor's timer: the budget is spent | the run ends with `report_budget_spent` and a failure status |
+| 25 | the maintenance interrupt | `handle_maintenance` |
+| 33 | the real PL011 received something | `uart_receive` |
+| any other | hvbook enabled no other | reported; the VM stops |
+
+All but 27 are deactivated here (`ICC_DIR_EL1`) once handled.
+
+**The timer, end to end**, as drawn in section 4: `inject_timer` marks it
+waiting, and `vgic_flush` gives it a list register with `HW` = 1, pINTID
+27, vINTID 27; the guest's `ICC_EOIR1_EL1` then ends both. While it waits
+for a list register (all four busy), the physical PPI 27 stays active, so
+it cannot fire again meanwhile.
+
+**The maintenance interrupt** (IHI0069, ICH_MISR_EL2 and ICH_EISR_EL2):
+`ICH_EISR_EL2` bit n says that list register n held a level interrupt with
+`EOI` set which the guest has just deactivated; its State is 0 now, but the
+register is not free until written: clear it. `UIE` asked for the rest.
+Either way `vgic_flush` then looks at the lines and the waiting interrupts
+again.
+*/
 static void inject_timer(void)
+{
+    exit_counts[EXIT_TIMER_INTERRUPT]++;
+    vgic.timer_waiting = true;
+    vgic.dirty = true;
+}
+
+static void handle_maintenance(void)
+{
+    exit_counts[EXIT_MAINTENANCE]++;
+    u64 eisr = sysreg_read(ICH_EISR_EL2);
+    for (int n = 0; n < num_lrs; n++)
+        if (eisr & (1UL << n))
+            ich_lr(n, true, 0);
+    vgic.dirty = true;
+}
+
+static void uart_receive(void); /* the PL011 model, below */
+
+static void handle_irq(void)
 {
     u64 intid = sysreg_read(ICC_IAR1_EL1) & 0xffffff;
     if (intid >= INTID_SPURIOUS_FIRST && intid <= 1023) {
@@ -1384,39 +1627,31 @@ static void inject_timer(void)
         return;
     }
     sysreg_write(ICC_EOIR1_EL1, intid); // priority drop only: EOImode = 1
-    if (intid == HV_TIMER_PPI) {
+    switch (intid) {
+    case TIMER_PPI:
+        inject_timer();
+        return; // deactivated by the guest, through HW = 1
+    case HV_TIMER_PPI:
         sysreg_write(CNTHP_CTL_EL2, 0); // the line drops; nothing left to say
-        sysreg_write(ICC_DIR_EL1, intid);
         exit_counts[EXIT_HV_TIMER]++;
         report_budget_spent(vcpu.elr);
         vm_state = VM_OUT_OF_TIME;
-        return;
-    }
-    if (intid != TIMER_PPI) {
-        sysreg_write(ICC_DIR_EL1, intid);
+        break;
+    case MAINTENANCE_PPI:
+        handle_maintenance();
+        break;
+    case UART_SPI:
+        exit_counts[EXIT_UART_INTERRUPT]++;
+        uart_receive();
+        break;
+    default:
         exit_counts[EXIT_UNEXPECTED]++;
         printf("VM fault: physical interrupt %lu, which hvbook never enabled, "
                "arrived while the guest ran\n", intid);
         vm_dump();
-        return;
     }
-    exit_counts[EXIT_TIMER_INTERRUPT]++;
-
-    u64 empty = sysreg_read(ICH_ELRSR_EL2);
-    int n = 0;
-    while (n < num_lrs && !(empty & (1UL << n)))
-        n++;
-    if (n == num_lrs) {
-        // Cannot happen: INTID 27 stays active until the guest ends it.
-        sysreg_write(ICC_DIR_EL1, intid);
-        vm_fault("no free GIC list register for the timer interrupt");
-        return;
-    }
-    u64 lr = LR_STATE_PENDING | LR_HW | (u64)vgic.priority[TIMER_PPI] << LR_PRIORITY_SHIFT |
-             (u64)TIMER_PPI << LR_PINTID_SHIFT | TIMER_PPI;
-    if (vgic.igroupr0 & (1U << TIMER_PPI))
-        lr |= LR_GROUP1;
-    ich_lr(n, true, lr);
+    sysreg_write(ICC_DIR_EL1, intid);
+    isb();
 }
 
 /*
@@ -1430,18 +1665,21 @@ register that holds INTID 27 still *pending*, and deactivates the physical
 INTID 27 that it stood for (its priority was already dropped), so that the
 timer can fire again once the guest enables it. An *active* one, which the
 guest has acknowledged and is handling, stays: disabling an interrupt never
-takes it away from a handler that is running.
+takes it away from a handler that is running. (One still waiting for a list
+register is let go by `vgic_flush` in the same way.)
 */
 static void withdraw_timer(void)
 {
     for (int n = 0; n < num_lrs; n++) {
         u64 lr = ich_lr(n, false, 0);
-        if ((lr & 0xffffffffUL) == TIMER_PPI && (lr & LR_STATE_MASK) == LR_STATE_PENDING) {
+        if (LR_VINTID(lr) == TIMER_PPI && (lr & LR_HW) &&
+            (lr & LR_STATE_MASK) == LR_STATE_PENDING) {
             ich_lr(n, true, 0);
             sysreg_write(ICC_DIR_EL1, TIMER_PPI);
             isb();
         }
     }
+    vgic.dirty = true;
 }
 
 /*
@@ -1462,6 +1700,7 @@ answering what the specification requires for that machine:
 | function | id (SMC32 / SMC64) | what hvbook answers |
 |---|---|---|
 | `PSCI_VERSION` | 0x8400_0000 | 1.1, as QEMU's own PSCI |
+| `CPU_SUSPEND` | 0x8400_0001 / 0xC400_0001 | a *standby* state at power level 0 (the core waits for an interrupt, like `WFI`), then `SUCCESS`; `INVALID_PARAMETERS` for a power-down state or a higher level, which hvbook does not offer |
 | `CPU_OFF` | 0x8400_0002 | the only CPU goes off, and nothing is left to switch it on again: the run ends, as a failure (the guest never said it was done) |
 | `CPU_ON` | 0x8400_0003 / 0xC400_0003 | `ALREADY_ON` (-4) for the guest's own MPIDR, `INVALID_PARAMETERS` (-2) for any other: there is no other CPU |
 | `AFFINITY_INFO` | 0x8400_0004 / 0xC400_0004 | `ON` (0) for the guest's own MPIDR at affinity level 0; `INVALID_PARAMETERS` for another CPU or level |
@@ -1477,9 +1716,17 @@ Linux, booted with `panic=-1`, calls it when it panics. `SYSTEM_OFF` carries
 no status, so a guest that wants to report a failure has no other way to
 say so, and a run that ends in a restart request cannot be a pass.
 
-`CPU_SUSPEND`, which DEN0022 also makes mandatory, is not offered yet:
-`PSCI_FEATURES` says so, and a kernel then idles with `WFI` instead (see the
-exercises).
+`CPU_SUSPEND` takes a `power_state` in the *original* format (DEN0022,
+"CPU_SUSPEND": bits 15..0 StateID, bit 16 StateType, 0 standby and 1
+power-down, bits 25..24 PowerLevel), which is what `PSCI_FEATURES` says of
+it: feature flags 0, "original format, no OS-initiated mode". A standby
+state of the core keeps all of its state, so hvbook can give it honestly:
+unless an interrupt already waits for the guest, it waits itself, with
+`WFI` at EL2, until a physical interrupt (they all come to EL2) wakes the
+CPU; then the call returns `SUCCESS` and the interrupt is taken as soon as
+the guest runs. DEN0022 allows a standby to end early, on any wake-up event.
+A power-down state would lose the core's state and resume at an entry point,
+which hvbook does not offer; the guest learns that from the answer.
 
 An MPIDR names a CPU by its *affinity* fields (`Aff3` in bits 39..32,
 `Aff2..Aff0` in bits 23..0; DEN0022, "AFFINITY_INFO" and the MPIDR format);
@@ -1497,6 +1744,7 @@ static bool psci_supported(u32 fn)
 {
     switch (fn) {
     case PSCI_VERSION: case PSCI_CPU_OFF: case PSCI_CPU_ON_32: case PSCI_CPU_ON_64:
+    case PSCI_CPU_SUSPEND_32: case PSCI_CPU_SUSPEND_64:
     case PSCI_AFFINITY_INFO_32: case PSCI_AFFINITY_INFO_64: case PSCI_MIGRATE_INFO_TYPE:
     case PSCI_SYSTEM_OFF: case PSCI_SYSTEM_RESET: case PSCI_FEATURES:
         return true;
@@ -1509,6 +1757,25 @@ static bool psci_is_this_cpu(u32 fn, u64 mpidr)
     if (!(fn & PSCI_SMC64))
         mpidr &= 0xffffffffUL;
     return (mpidr & MPIDR_AFFINITY_MASK) == (sysreg_read(VMPIDR_EL2) & MPIDR_AFFINITY_MASK);
+}
+
+#define PSCI_STATE_POWERDOWN (1U << 16)
+#define PSCI_STATE_LEVEL(s) (((s) >> 24) & 3)
+
+static i64 psci_cpu_suspend(u32 power_state)
+{
+    if ((power_state & PSCI_STATE_POWERDOWN) || PSCI_STATE_LEVEL(power_state) != 0)
+        return PSCI_INVALID_PARAMETERS;
+    if (vgic.dirty)
+        vgic_flush();
+    bool waiting = vgic.timer_waiting; // (then every list register is busy)
+    for (int n = 0; n < num_lrs && !waiting; n++)
+        waiting = (ich_lr(n, false, 0) & LR_STATE_PENDING) != 0;
+    if (!waiting) {
+        dsb(sy);
+        __asm__ volatile("wfi" ::: "memory");
+    }
+    return PSCI_SUCCESS;
 }
 
 static void handle_hypercall(bool smc)
@@ -1529,6 +1796,10 @@ static void handle_hypercall(bool smc)
         break;
     case PSCI_FEATURES:
         ret = psci_supported((u32)vcpu.x[1]) ? PSCI_SUCCESS : SMCCC_NOT_SUPPORTED;
+        break;
+    case PSCI_CPU_SUSPEND_32:
+    case PSCI_CPU_SUSPEND_64:
+        ret = psci_cpu_suspend((u32)vcpu.x[1]);
         break;
     case PSCI_CPU_ON_32:
     case PSCI_CPU_ON_64:
@@ -1640,25 +1911,40 @@ static bool mmio_emulate(u64 ipa, u64 base, device_model model)
 ### The guest's PL011
 
 The guest drives "its" PL011 like any PL011. hvbook models the registers a
-driver uses, as a UART whose transmitter is always ready and whose receiver
-never has anything:
+driver uses, as a UART whose transmitter is always ready (every byte goes
+straight to hvbook's console) and whose receiver holds what is typed on the
+host's terminal (`uart_receive`, below), in a FIFO of 32 characters:
 
 | offset | register | read | write |
 |---|---|---|---|
-| 0x000 | `UARTDR` | 0 (nothing received) | the byte goes to hvbook's console |
-| 0x018 | `UARTFR` | `TXFE` (bit 7) and `RXFE` (bit 4): transmit FIFO empty, receive FIFO empty; `TXFF`, `BUSY` clear | ignored |
+| 0x000 | `UARTDR` | the oldest character received (0 if none) | the byte goes to hvbook's console |
+| 0x018 | `UARTFR` | `TXFE` (bit 7): transmit FIFO empty, always; `RXFE` (bit 4) when nothing was received, `RXFF` (bit 6) when the FIFO is full; `TXFF`, `BUSY` clear | ignored |
 | 0x024, 0x028 | `UARTIBRD`, `UARTFBRD` | what was last written | kept |
 | 0x02C, 0x030 | `UARTLCR_H`, `UARTCR` | what was last written (`CR` resets to 0x300: TX and RX enabled) | kept |
 | 0x034, 0x038 | `UARTIFLS`, `UARTIMSC` | what was last written (`IFLS` resets to 0x12) | kept |
+| 0x03C | `UARTRIS` | raw interrupts: `RX` (bit 4) while a character waits, `TX` (bit 5) always | |
+| 0x040 | `UARTMIS` | `UARTRIS` & `UARTIMSC` | |
+| 0x044 | `UARTICR` | | nothing to clear: both conditions last as long as their cause |
 | 0x048 | `UARTDMACR` | what was last written | kept |
 | 0xFE0 .. 0xFFC | peripheral and PrimeCell IDs | the PL011's (0x11, 0x10, 0x14, 0x00; 0x0D, 0xF0, 0x05, 0xB1) | ignored |
 | any other | | 0 | ignored |
 
 Keeping a *shadow* of the configuration registers matters for a driver that
 reads back what it wrote (say, read-modify-write of `UARTCR`); none of it
-reaches the real UART, whose settings are the hypervisor's. Interrupts are
-never raised (`UARTRIS`, `UARTMIS` read 0), which is consistent: the
-transmitter never has to be waited for.
+reaches the real UART, whose settings are the hypervisor's.
+
+**Its interrupt.** The PL011 has one combined interrupt line, the OR of
+its masked interrupts (DDI0183, 2.8 "Interrupts": `UARTINTR`), which QEMU's
+`virt` wires to SPI 1, INTID 33, and the guest's device tree says so.
+`vuart_update` recomputes the line after every change (a character in, a
+character read, `UARTIMSC` written) and hands it to the virtual GIC as a
+level (`vgic.level`). The two conditions are modelled by their cause, not
+by the edges of a real FIFO: the *receive* interrupt is raised while a
+character waits, whatever trigger level `UARTIFLS` asks for (so the
+receive *timeout* interrupt is never needed), and the *transmit* interrupt
+while the transmit FIFO is empty, which is always. A driver enables the
+transmit interrupt only while it has bytes waiting to go out; Linux's
+never does, since `TXFF` never stops it.
 
 **Widths.** The PL011's registers are at most 16 bits wide, one per 32-bit
 word, and drivers reach them with 8-, 16- or 32-bit accesses at the
@@ -1671,17 +1957,61 @@ register's low bits. An access that starts inside a register (a `strb` to
 #define PL011_IBRD 0x024
 #define PL011_FBRD 0x028
 #define PL011_LCR_H 0x02c
-#define PL011_CR 0x030
 #define PL011_IFLS 0x034
-#define PL011_IMSC 0x038
+#define PL011_RIS 0x03c
+#define PL011_MIS 0x040
 #define PL011_DMACR 0x048
 #define PL011_FR_TXFE (1U << 7)
+#define PL011_FR_RXFF (1U << 6)
 #define PL011_FR_RXFE (1U << 4)
+#define VUART_FIFO 32
 
 static u32 vuart_regs[0x50 / 4] = {
     [PL011_CR / 4] = 0x300,
     [PL011_IFLS / 4] = 0x12,
 };
+
+static struct {
+    u8 fifo[VUART_FIFO]; /* received, oldest at `head` */
+    u32 head, count;
+    bool held;           /* the FIFO filled up: the real UART is not listened to */
+} vuart;
+
+static u32 vuart_ris(void)
+{
+    return PL011_INT_TX | (vuart.count ? PL011_INT_RX : 0);
+}
+
+static void vuart_update(void)
+{
+    u64 bit = 1UL << UART_SPI;
+    bool high = (vuart_ris() & vuart_regs[PL011_IMSC / 4]) != 0;
+    if (high != ((vgic.level & bit) != 0)) {
+        vgic.level = high ? vgic.level | bit : vgic.level & ~bit;
+        vgic.dirty = true;
+    }
+}
+
+/*
+`uart_receive` is the other half, at the real UART: its receive interrupt
+(SPI 33, set up in section 4) came to EL2. Move every character it holds
+into the guest's FIFO. If that fills up, stop listening (the real UART's
+`UARTIMSC` to 0, so that its line drops) until the guest has read some: a
+character typed meanwhile waits in QEMU, which only hands the UART another
+when it has room, and none is lost.
+*/
+static void uart_receive(void)
+{
+    while (vuart.count < VUART_FIFO &&
+           !(mmio_read32(PL011_BASE + PL011_FR) & PL011_FR_RXFE)) {
+        u8 c = (u8)mmio_read32(PL011_BASE + PL011_DR);
+        vuart.fifo[(vuart.head + vuart.count) % VUART_FIFO] = c;
+        vuart.count++;
+    }
+    vuart.held = vuart.count == VUART_FIFO;
+    mmio_write32(PL011_BASE + PL011_IMSC, vuart.held ? 0 : PL011_INT_RX | PL011_INT_RT);
+    vuart_update();
+}
 
 static bool pl011_emulate(struct mmio_access *a)
 {
@@ -1699,13 +2029,32 @@ static bool pl011_emulate(struct mmio_access *a)
         case PL011_IBRD: case PL011_FBRD: case PL011_LCR_H: case PL011_CR:
         case PL011_IFLS: case PL011_IMSC: case PL011_DMACR:
             vuart_regs[off / 4] = (vuart_regs[off / 4] & ~mask) | (u32)a->value;
+            vuart_update();
             break;
         }
         return true;
     }
     switch (off) {
+    case PL011_DR:
+        a->value = 0;
+        if (vuart.count) {
+            a->value = vuart.fifo[vuart.head];
+            vuart.head = (vuart.head + 1) % VUART_FIFO;
+            vuart.count--;
+            if (vuart.held)
+                uart_receive(); // room again: listen to the real UART
+            vuart_update();
+        }
+        break;
     case PL011_FR:
-        a->value = PL011_FR_TXFE | PL011_FR_RXFE;
+        a->value = PL011_FR_TXFE | (vuart.count ? 0 : PL011_FR_RXFE) |
+                   (vuart.count == VUART_FIFO ? PL011_FR_RXFF : 0);
+        break;
+    case PL011_RIS:
+        a->value = vuart_ris();
+        break;
+    case PL011_MIS:
+        a->value = vuart_ris() & vuart_regs[PL011_IMSC / 4];
         break;
     case PL011_IBRD: case PL011_FBRD: case PL011_LCR_H: case PL011_CR:
     case PL011_IFLS: case PL011_IMSC: case PL011_DMACR:
@@ -1720,23 +2069,32 @@ static bool pl011_emulate(struct mmio_access *a)
 /*
 ### The guest's GIC distributor and redistributor
 
-The guest sets up its interrupt controller as on bare metal: it enables the
-distributor, wakes its redistributor, and configures and enables PPI 27.
-hvbook emulates exactly that much of a GICv3 with one CPU and no shared
-interrupts, and keeps the guest's settings in `vgic` (declared with
-`inject_timer` above):
+The guest sets up its interrupt controller as on bare metal. hvbook
+emulates a GICv3 with one CPU, 64 interrupts (16 SGIs, 16 PPIs, and 32
+SPIs, 32..63) and no LPIs, and keeps the guest's settings in `vgic`
+(declared with `vgic_flush` above). The registers come in banks with one
+bit per INTID, 32 to a word (word 0: INTIDs 0..31, word 1: 32..63): for the
+SGIs and PPIs they are in the redistributor's SGI frame, for the SPIs in
+the distributor, whose word 0 is reserved once affinity routing is on
+(IHI0069, 12.9 "The GIC Distributor register descriptions").
 
 | register | read | write |
 |---|---|---|
-| `GICD_CTLR` | the enables written, with `ARE` (bit 4) and `DS` (bit 6) always 1: affinity routing, a single security state | bits 0, 1 kept |
-| `GICD_TYPER`, `GICD_IIDR`, `GICD_PIDR2` | the real GIC's, with `TYPER` saying no SPIs, no LPIs, no message-based SPIs | ignored |
+| `GICD_CTLR` | the enables written, with `ARE` (bit 4) and `DS` (bit 6) always 1: affinity routing, a single security state; `RWP` 0 | bits 0, 1 kept |
+| `GICD_TYPER` | the real GIC's, with `ITLinesNumber` = 1 (64 INTIDs) and no LPIs, no message-based or extended SPIs | ignored |
+| `GICD_TYPER2` | 0: no virtual SGIs, no extended PPIs | ignored |
+| `GICD_IIDR`, `GICD_PIDR2` | the real GIC's | ignored |
+| `IGROUPR` | the groups | kept: the group of an injected interrupt |
+| `ISENABLER`, `ICENABLER` | the enabled set | set / clear bits |
+| `ISPENDR`, `ICPENDR` | pending: waiting, a line high, or in a list register as pending | set makes an edge wait; clear withdraws |
+| `ISACTIVER`, `ICACTIVER` | active: in a list register as active | `ICACTIVER` ends it; `ISACTIVER` is ignored |
+| `IPRIORITYR` | as written (byte or word) | kept: the priority of an injected interrupt |
+| `GICR_ICFGR0` | 0xAAAA_AAAA: SGIs are edge-triggered | ignored |
+| `GICR_ICFGR1`, `GICD_ICFGR2`, `3` | as written | kept |
+| `GICD_IROUTER<n>` | as written (affinity and mode bits) | kept: there is only one CPU to route to |
 | `GICR_WAKER` | `ChildrenAsleep` (bit 2) = `ProcessorSleep` (bit 1): waking is instant | `ProcessorSleep` kept |
 | `GICR_TYPER`, `GICR_IIDR`, `GICR_PIDR2` | the real redistributor's, `TYPER` with `Last` set and no LPIs | ignored |
-| `GICR_IGROUPR0` | as written | kept: the group of the injected interrupt |
-| `GICR_ISENABLER0`, `GICR_ICENABLER0` | the enabled set | set / clear bits |
-| `GICR_IPRIORITYR<n>` | as written (byte or word) | kept: the priority of the injected interrupt |
-| `GICR_ICFGR0` | 0xAAAA_AAAA: SGIs are edge-triggered | ignored |
-| `GICR_ICFGR1` | as written | kept |
+| `GICR_CTLR` | 0: no LPIs, no register write pending | ignored |
 | any other | 0 | ignored |
 
 Everything else reads as zero and ignores writes, as the GIC specification
@@ -1747,38 +2105,158 @@ enabled its timer interrupt then gets no timer exits, exactly as it would
 get no interrupt on bare metal. Each mirrored write is followed by the wait
 for `GICR_CTLR.RWP` (section 4), and a disable also withdraws a timer
 interrupt already waiting in a list register (`withdraw_timer`, above).
+Every other change just marks `vgic` dirty, for `vgic_flush`.
 
 **Widths.** The GIC specification (IHI0069, 12.1 "Register access") lets
 software access most registers only as 32-bit words; `IPRIORITYR` also by
-byte, and the 64-bit registers (`GICR_TYPER` here) as 64 bits or as either
-32-bit half. The models accept exactly that and refuse the rest: a 64-bit
-store to `GICD_CTLR` would reach into `GICD_TYPER`, and must not pass for a
-32-bit one.
+byte, and the 64-bit registers (`GICR_TYPER`, `GICD_IROUTER<n>`) as 64 bits
+or as either 32-bit half. The models accept exactly that and refuse the
+rest: a 64-bit store to `GICD_CTLR` would reach into `GICD_TYPER`, and must
+not pass for a 32-bit one.
 */
-#define GICD_TYPER_HIDE 0x3011fU  /* LPIS (17), MBIS (16), ESPI (8), ITLinesNumber (4..0) */
+#define GICD_TYPER_HIDE 0x7f91fU  /* DVIS (18), LPIS (17), MBIS (16), num_LPIs
+                                     (15..11), ESPI (8), ITLinesNumber (4..0) */
+#define GICD_TYPER_64_INTIDS 1U   /* ITLinesNumber: 32 * (N + 1) INTIDs */
+#define GICD_IROUTER_MASK 0xff80ffffffUL /* Aff3, Interrupt_Routing_Mode, Aff2..0 */
 #define GICR_TYPER_LAST (1UL << 4)
 #define GICR_TYPER_HIDE 0xbUL     /* PLPIS (0), VLPIS (1), DirectLPI (3) */
 
 static void gic_sync_timer_enable(void)
 {
-    u32 group_enable = (vgic.igroupr0 & (1U << TIMER_PPI)) ? GICD_CTLR_ENABLE_GRP1
-                                                           : GICD_CTLR_ENABLE_GRP0;
-    bool on = (vgic.enabled & (1U << TIMER_PPI)) && (vgic.gicd_ctlr & group_enable);
+    bool on = vgic_forwarded(TIMER_PPI);
     mmio_write32(GICR_BASE + (on ? GICR_ISENABLER0 : GICR_ICENABLER0), 1U << TIMER_PPI);
     gicr_wait_rwp();
     if (!on)
         withdraw_timer();
 }
 
+/* The INTIDs whose list register has any of the `state` bits. */
+static u64 lr_intids(u64 state)
+{
+    u64 set = 0;
+    for (int n = 0; n < num_lrs; n++) {
+        u64 lr = ich_lr(n, false, 0);
+        if ((lr & state) && LR_VINTID(lr) < VGIC_IRQS)
+            set |= 1UL << LR_VINTID(lr);
+    }
+    return set;
+}
+
+/* Take the `state` bits away from the list registers of the INTIDs in
+   `set`; a timer list register that loses its state ends the physical
+   PPI 27 too, as the guest's own deactivation would have. */
+static void lr_clear(u64 set, u64 state)
+{
+    for (int n = 0; n < num_lrs; n++) {
+        u64 lr = ich_lr(n, false, 0);
+        if (!(lr & state) || LR_VINTID(lr) >= VGIC_IRQS ||
+            !(set & (1UL << LR_VINTID(lr))))
+            continue;
+        lr &= ~state;
+        if (!(lr & LR_STATE_MASK)) {
+            if (lr & LR_HW)
+                sysreg_write(ICC_DIR_EL1, LR_VINTID(lr));
+            lr = 0;
+        }
+        ich_lr(n, true, lr);
+    }
+}
+
+/* The bit banks: `bank` is the register's offset from IGROUPR (0x080) in
+   units of 0x80, so 0 IGROUPR, 1 ISENABLER, 2 ICENABLER, 3 ISPENDR,
+   4 ICPENDR, 5 ISACTIVER, 6 ICACTIVER; `word` 0 or 1. */
+enum { BANK_GROUP, BANK_SET_ENABLE, BANK_CLEAR_ENABLE, BANK_SET_PENDING,
+       BANK_CLEAR_PENDING, BANK_SET_ACTIVE, BANK_CLEAR_ACTIVE };
+
+static void vgic_bank(int bank, int word, struct mmio_access *a)
+{
+    int shift = 32 * word;
+    u64 v = (u64)(u32)a->value << shift;
+    if (!a->write) {
+        u64 r = 0;
+        switch (bank) {
+        case BANK_GROUP: r = vgic.group; break;
+        case BANK_SET_ENABLE: case BANK_CLEAR_ENABLE: r = vgic.enabled; break;
+        case BANK_SET_PENDING: case BANK_CLEAR_PENDING:
+            r = vgic.pending | vgic.level | lr_intids(LR_STATE_PENDING) |
+                (vgic.timer_waiting ? 1UL << TIMER_PPI : 0);
+            break;
+        default: r = lr_intids(LR_STATE_ACTIVE);
+        }
+        a->value = (u32)(r >> shift);
+        return;
+    }
+    switch (bank) {
+    case BANK_GROUP: vgic.group = (vgic.group & ~(0xffffffffUL << shift)) | v; break;
+    case BANK_SET_ENABLE: vgic.enabled |= v; break;
+    case BANK_CLEAR_ENABLE: vgic.enabled &= ~v; break;
+    case BANK_SET_PENDING: vgic.pending |= v; break;
+    case BANK_CLEAR_PENDING:
+        vgic.pending &= ~v;
+        lr_clear(v & ~VGIC_LEVEL_IRQS, LR_STATE_PENDING);
+        break;
+    case BANK_CLEAR_ACTIVE: lr_clear(v, LR_STATE_ACTIVE); break;
+    }
+    if (word == 0)
+        gic_sync_timer_enable();
+    vgic.dirty = true;
+}
+
+/* IPRIORITYR: one byte per INTID, by byte or by word. */
+static void vgic_priority(u64 first, struct mmio_access *a)
+{
+    if (!a->write)
+        a->value = 0;
+    for (int i = 0; i < a->size; i++) {
+        if (a->write)
+            vgic.priority[first + i] = (u8)(a->value >> (8 * i));
+        else
+            a->value |= (u64)vgic.priority[first + i] << (8 * i);
+    }
+}
+
 static bool gicd_emulate(struct mmio_access *a)
 {
     u64 off = a->offset;
+    if (off >= GICD_IROUTER + 8 * 32 && off < GICD_IROUTER + 8 * VGIC_IRQS) {
+        if (a->size == 1 || a->size == 2)
+            return false;
+        u64 *r = &vgic.irouter[(off - GICD_IROUTER) / 8];
+        int shift = a->size == 4 && (off & 4) ? 32 : 0; // the high half
+        u64 mask = (a->size == 8 ? ~0UL : 0xffffffffUL) << shift;
+        if (a->write)
+            *r = (*r & ~mask) | ((a->value << shift) & mask & GICD_IROUTER_MASK);
+        else
+            a->value = (*r & mask) >> shift;
+        return true;
+    }
+    if (off >= GICD_IPRIORITYR + 32 && off < GICD_IPRIORITYR + VGIC_IRQS) {
+        if (a->size != 1 && a->size != 4)
+            return false;
+        vgic_priority(off - GICD_IPRIORITYR, a);
+        return true;
+    }
     if (a->size != 4)
         return false;
+    if (off >= GICD_IGROUPR && off < GICD_ICACTIVER + 0x80) {
+        if ((off & 0x7f) == 4) // word 1, the SPIs; the rest is reserved
+            vgic_bank((int)(off - GICD_IGROUPR) / 0x80, 1, a);
+        else if (!a->write)
+            a->value = 0;
+        return true;
+    }
+    if (off == GICD_ICFGR + 8 || off == GICD_ICFGR + 12) {
+        if (a->write)
+            vgic.icfgr[(off - GICD_ICFGR) / 4] = (u32)a->value;
+        else
+            a->value = vgic.icfgr[(off - GICD_ICFGR) / 4];
+        return true;
+    }
     if (a->write) {
         if (off == GICD_CTLR) {
             vgic.gicd_ctlr = (u32)a->value & (GICD_CTLR_ENABLE_GRP0 | GICD_CTLR_ENABLE_GRP1);
             gic_sync_timer_enable();
+            vgic.dirty = true;
         }
         return true;
     }
@@ -1787,14 +2265,15 @@ static bool gicd_emulate(struct mmio_access *a)
         a->value = vgic.gicd_ctlr | GICD_CTLR_ARE | GICD_CTLR_DS;
         break;
     case GICD_TYPER:
-        a->value = mmio_read32(GICD_BASE + GICD_TYPER) & ~GICD_TYPER_HIDE;
+        a->value = (mmio_read32(GICD_BASE + GICD_TYPER) & ~GICD_TYPER_HIDE) |
+                   GICD_TYPER_64_INTIDS;
         break;
     case GICD_IIDR:
     case GICD_PIDR2:
         a->value = mmio_read32(GICD_BASE + off);
         break;
     default:
-        a->value = 0;
+        a->value = 0; // GICD_TYPER2 and every reserved register
     }
     return true;
 }
@@ -1807,15 +2286,7 @@ static bool gicr_emulate(struct mmio_access *a)
     if (off >= GICR_IPRIORITYR && off < GICR_IPRIORITYR + 32) {
         if (a->size != 1 && a->size != 4)
             return false;
-        u64 first = off - GICR_IPRIORITYR; // one byte per INTID
-        if (!a->write)
-            a->value = 0;
-        for (int i = 0; i < a->size; i++) {
-            if (a->write)
-                vgic.priority[first + i] = (u8)(a->value >> (8 * i));
-            else
-                a->value |= (u64)vgic.priority[first + i] << (8 * i);
-        }
+        vgic_priority(off - GICR_IPRIORITYR, a);
         return true;
     }
     if (off == GICR_TYPER && a->size == 8 && !a->write) {
@@ -1825,37 +2296,26 @@ static bool gicr_emulate(struct mmio_access *a)
     }
     if (a->size != 4)
         return false;
+    if (off >= GICR_IGROUPR0 && off <= GICR_ICACTIVER0 && (off & 0x7f) == 0) {
+        vgic_bank((int)(off - GICR_IGROUPR0) / 0x80, 0, a);
+        return true;
+    }
     if (a->write) {
         switch (off) {
         case GICR_WAKER:
             vgic.waker = v & GICR_WAKER_PROCESSOR_SLEEP ? GICR_WAKER_PROCESSOR_SLEEP |
                                                           GICR_WAKER_CHILDREN_ASLEEP : 0;
             break;
-        case GICR_IGROUPR0:
-            vgic.igroupr0 = v;
-            gic_sync_timer_enable();
-            break;
-        case GICR_ISENABLER0:
-            vgic.enabled |= v;
-            gic_sync_timer_enable();
-            break;
-        case GICR_ICENABLER0:
-            vgic.enabled &= ~v;
-            gic_sync_timer_enable();
-            break;
         case GICR_ICFGR1:
-            vgic.icfgr1 = v;
+            vgic.icfgr[1] = v;
             break;
         }
         return true;
     }
     switch (off) {
     case GICR_WAKER: a->value = vgic.waker; break;
-    case GICR_IGROUPR0: a->value = vgic.igroupr0; break;
-    case GICR_ISENABLER0:
-    case GICR_ICENABLER0: a->value = vgic.enabled; break;
-    case GICR_ICFGR0: a->value = 0xaaaaaaaa; break;
-    case GICR_ICFGR1: a->value = vgic.icfgr1; break;
+    case GICR_ICFGR0: a->value = vgic.icfgr[0]; break;
+    case GICR_ICFGR1: a->value = vgic.icfgr[1]; break;
     case GICR_IIDR:
     case GICR_PIDR2: a->value = mmio_read32(GICR_BASE + off); break;
     case GICR_TYPER:
@@ -2124,12 +2584,53 @@ EC 0x18, and gets the answer section 5 promised:
 | `ERRIDR_EL1`, `ERRSELR_EL1`, `ERX*_EL1` (3, 0, 5, 3..5, *) | `TERR` | read as 0, writes ignored: no error records |
 | `MDRAR_EL1` (2, 0, 1, 0, 0) | `TDRA` | reads 0: no debug ROM table; writes ignored |
 | the PMU registers | `TPM` | `pmu_emulate`, or an undefined instruction |
+| `ICC_SGI1R_EL1`, `ICC_ASGI1R_EL1`, `ICC_SGI0R_EL1` (3, 0, 12, 11, 5..7) | `IMO`, `FMO` | `send_sgi`; a read is undefined: they are write-only |
 | anything else | | a VM fault (the EL1 physical timer, say, which `CNTHCTL_EL2` keeps from the guest) |
 
 Both this and an emulated device finish the instruction for the guest: a
 read's result goes into `Rt` (unless it is 31, `XZR`), and the PC moves on
 by 4, the size of an A64 `MRS`/`MSR`.
 */
+/*
+**SGIs.** A GICv3 has no memory-mapped register to send a software-generated
+interrupt: a CPU writes `ICC_SGI1R_EL1` (or `ICC_ASGI1R_EL1`,
+`ICC_SGI0R_EL1` for the other groups), and with `HCR_EL2.IMO` and `FMO` set
+the write traps to EL2 (IHI0069, ICC_SGI1R_EL1, "Traps and enables"): the
+hypervisor must deliver it. The value says which INTID and to whom:
+
+| bits | field | meaning |
+|---|---|---|
+| 55..48 | Aff3 | the target cluster's affinity ... |
+| 47..44 | RS | ... and which group of 16 Aff0 values `TargetList` covers |
+| 40 | IRM | 1: every CPU *but the sender* (on this machine: nobody) |
+| 39..32 | Aff2 | |
+| 27..24 | INTID | SGI 0..15 |
+| 23..16 | Aff1 | |
+| 15..0 | TargetList | bit n: the CPU with Aff0 = RS * 16 + n |
+
+Linux sends itself SGIs even with a single CPU: the *IRQ work* it defers
+out of a context that cannot take locks, for one. `send_sgi` makes the SGI
+wait in `vgic.pending` if the guest's own affinity is among the targets,
+and `vgic_flush` delivers it.
+*/
+#define SGIR_IRM (1UL << 40)
+
+static void send_sgi(u64 v)
+{
+    u64 mpidr = sysreg_read(VMPIDR_EL2), aff0 = mpidr & 0xff;
+    exit_counts[EXIT_SGI]++;
+    if (v & SGIR_IRM)
+        return;
+    bool here = ((v >> 16) & 0xff) == ((mpidr >> 8) & 0xff) &&   // Aff1
+                ((v >> 32) & 0xff) == ((mpidr >> 16) & 0xff) &&  // Aff2
+                ((v >> 48) & 0xff) == ((mpidr >> 32) & 0xff) &&  // Aff3
+                ((v >> 44) & 0xf) == aff0 / 16 && ((v >> (aff0 % 16)) & 1);
+    if (here) {
+        vgic.pending |= 1UL << ((v >> 24) & 0xf);
+        vgic.dirty = true;
+    }
+}
+
 static void handle_sysreg(void)
 {
     u64 iss = ESR_ISS(vcpu.esr);
@@ -2140,6 +2641,15 @@ static void handle_sysreg(void)
     int rt = (int)ISS_SYS_RT(iss);
     u64 v = rt == 31 ? 0 : vcpu.x[rt];
 
+    if (key >= SYSREG(3, 0, 12, 11, 5) && key <= SYSREG(3, 0, 12, 11, 7)) {
+        if (read)
+            inject_undef();
+        else {
+            send_sgi(v);
+            vcpu.elr += 4;
+        }
+        return;
+    }
     exit_counts[EXIT_SYSREG]++;
     if (key == SYSREG(3, 0, 1, 0, 1)) {
         v = actlr_at_start;
@@ -2173,8 +2683,35 @@ static void handle_sysreg(void)
 
 `vcpu_run` is the loop drawn above. The exit kind comes from which vector
 entry the CPU used; for a synchronous exit the exception class in `ESR_EL2`
-says the rest.
+says the rest (`handle_sync`). Before it enters the guest again, an exit
+that changed what interrupts the guest should see (a timer tick, a
+character typed, a register of the emulated GIC or UART) has `vgic_flush`
+bring the list registers up to date.
 */
+static void handle_sync(void)
+{
+    switch (ESR_EC(vcpu.esr)) {
+    case EC_HVC64:
+        handle_hypercall(false);
+        break;
+    case EC_SMC64:
+        handle_hypercall(true);
+        break;
+    case EC_DABT_LOW:
+        handle_stage2_fault(false);
+        break;
+    case EC_IABT_LOW:
+        handle_stage2_fault(true);
+        break;
+    case EC_SYSREG:
+        handle_sysreg();
+        break;
+    default:
+        exit_counts[EXIT_UNEXPECTED]++;
+        vm_fault("unexpected exit");
+    }
+}
+
 static void vcpu_run(void)
 {
     while (vm_state == VM_RUNNING) {
@@ -2182,36 +2719,17 @@ static void vcpu_run(void)
         exit_kind = kind;
 
         if (kind == EXIT_KIND_IRQ) {
-            inject_timer();
-            continue;
-        }
-        if (kind != EXIT_KIND_SYNC) {
+            handle_irq();
+        } else if (kind == EXIT_KIND_SYNC) {
+            handle_sync();
+        } else {
             exit_counts[EXIT_UNEXPECTED]++;
             vm_fault(kind == EXIT_KIND_FIQ ? "unexpected FIQ" :
                      kind == EXIT_KIND_SERROR ? "SError (a system error) while the guest ran" :
                      "exception from AArch32, which this VM does not allow");
-            continue;
         }
-        switch (ESR_EC(vcpu.esr)) {
-        case EC_HVC64:
-            handle_hypercall(false);
-            break;
-        case EC_SMC64:
-            handle_hypercall(true);
-            break;
-        case EC_DABT_LOW:
-            handle_stage2_fault(false);
-            break;
-        case EC_IABT_LOW:
-            handle_stage2_fault(true);
-            break;
-        case EC_SYSREG:
-            handle_sysreg();
-            break;
-        default:
-            exit_counts[EXIT_UNEXPECTED]++;
-            vm_fault("unexpected exit");
-        }
+        if (vgic.dirty && vm_state == VM_RUNNING)
+            vgic_flush(); // the list registers before the guest runs again
     }
 }
 
@@ -2243,15 +2761,364 @@ _Noreturn void hv_host_trap(struct vcpu *f, u64 kind)
 }
 
 /*
-## 7. `hv_main`
+## 7. Booting Linux
+
+`gkernel` is an ELF file that expects nothing of its machine. A Linux
+kernel expects what its `Documentation/arm64/booting.rst` lists, and with
+`hvbook.guest=linux` on its command line (`run.sh aarch64 --linux` puts it
+there) hvbook gives exactly that, from three files on the disk:
+
+| file | what | where it goes (IPA) |
+|---|---|---|
+| `/boot/Image` | the kernel, a raw arm64 `Image` (Debian's `vmlinuz`) | 0x4000_0000 + its `text_offset` |
+| `/boot/initrd.gz` | the initramfs, Linux's first root file system | page-aligned, just below the device tree |
+| `/boot/cmdline` | the kernel's command line (optional) | into the device tree |
+| | the device tree hvbook writes | 0x47E0_0000, the last 2 MiB of RAM |
+
+and 128 MiB of RAM instead of 16. What `booting.rst` asks, point by point:
+
+- **RAM and a device tree** describing it; the tree "must be placed on an
+  8-byte boundary and must not exceed 2 megabytes", in a 2 MiB region that
+  holds nothing else the kernel must map specially: the last 2 MiB of RAM.
+- **The kernel image** at a 2 MiB-aligned base plus `text_offset`. Its
+  header's flags may ask for the base to be as close to the start of RAM
+  as possible, so the base *is* the start of RAM.
+- **The initramfs** anywhere in RAM within the same 1 GiB-aligned window
+  as the kernel (all 128 MiB are), named by `linux,initrd-start` and
+  `linux,initrd-end` in the tree's `/chosen`.
+- **The CPU**: at EL1 with the MMU and data cache off, D, A, I and F
+  masked, `x0` = the tree's address, `x1` .. `x3` zero (`vcpu_setup`);
+  `CNTFRQ_EL0` programmed (QEMU does) and `CNTVOFF_EL2` consistent
+  (section 5); the GICv3 system-register interface usable at EL1
+  (`ICC_SRE_EL2.Enable`, section 4); the caches cleaned for the loaded
+  image (`dcache_clean_inval_poc`, as for `gkernel`).
+- **The CPU's optional features**: booting.rst requires `CPTR_EL2.TZ` = 0
+  (and `ZCR_EL2` set) where SVE is present, `CPTR_EL2.TSM` = 0 and more
+  for SME. hvbook keeps both trapped (section 5), so they must be absent:
+  `run.sh --linux` starts the machine with `-cpu max,sve=off,sme=off`, and
+  then the ID registers the guest reads (`ID_AA64PFR0_EL1.SVE`,
+  `ID_AA64PFR1_EL1.SME`) tell the truth without any trap. Pointer
+  authentication is the guest's (`HCR_EL2.API`, `APK`); QEMU's cheap
+  `pauth-impdef=on` algorithm is only a speed setting. The PMU stays as
+  section 5 made it, and the tree has no PMU node, so Linux leaves it
+  alone; debug registers are the guest's.
+
+### The `Image` header
+
+The first 64 bytes of an arm64 `Image` (booting.rst, "Call the kernel
+image"), all little-endian:
+
+| offset | field | what hvbook requires |
+|---|---|---|
+| 0, 4 | `code0`, `code1` | (the first instructions: a branch over the header) |
+| 8 | `text_offset` | a multiple of 4 KiB, below 2 MiB |
+| 16 | `image_size` | not 0 (0 means a kernel older than 3.17, whose other fields cannot be trusted); the image with its BSS fits below the initramfs |
+| 24 | `flags` | bit 0 = 0: little-endian; bits 2..1: page size, 0 unspecified, 1 4 KiB, 2 16 KiB, 3 64 KiB, one this CPU supports (`ID_AA64MMFR0_EL1.TGran4`, `TGran16`, `TGran64`); bit 3: placement anywhere (1) or near the start of RAM (0), both fine |
+| 56 | `magic` | 0x644D_5241, "ARM\x64" |
+
+Debian 12's kernel says `text_offset` 0, `image_size` 0x201_0000 (32 MiB:
+more than the 31.4 MiB file, for the BSS) and flags 0xA: little-endian,
+4 KiB pages, anywhere.
+*/
+#define LINUX_KERNEL_IPA GUEST_RAM_IPA
+#define LINUX_DTB_IPA (GUEST_RAM_IPA + GUEST_RAM_SIZE_LINUX - 2 * MiB)
+#define LINUX_DTB_MAX (64 * 1024)
+#define LINUX_CMDLINE_MAX 1024
+#define ARM64_IMAGE_MAGIC 0x644d5241U
+#define IMAGE_FLAG_BE (1UL << 0)
+#define IMAGE_FLAG_PAGE_SIZE(f) (((f) >> 1) & 3)
+#define IMAGE_FLAG_ANYWHERE (1UL << 3)
+
+static u64 le64_at(const u8 *p)
+{
+    u64 v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Does this CPU's stage 1 support the page size the kernel was built for? */
+static bool cpu_has_granule(u64 page_size_code)
+{
+    u64 mmfr0 = sysreg_read(ID_AA64MMFR0_EL1);
+    u64 tgran16 = (mmfr0 >> 20) & 0xf, tgran64 = (mmfr0 >> 24) & 0xf;
+    u64 tgran4 = (mmfr0 >> 28) & 0xf;
+    switch (page_size_code) {
+    case 0: case 1: return tgran4 == 0 || tgran4 == 1; // 0b1111: none
+    case 2: return tgran16 != 0;                       // 0b0000: none
+    default: return tgran64 == 0;                      // 0b1111: none
+    }
+}
+
+/* NULL, or what is wrong with the header at `img` for a file of `size`
+   bytes; `*text_offset` and `*image_size` are filled in. */
+static const char *image_check(const u8 *img, u64 size, u64 *text_offset,
+                               u64 *image_size)
+{
+    if (size < 64)
+        return "shorter than an arm64 Image header (64 bytes)";
+    if (le64_at(img + 56) % (1UL << 32) != ARM64_IMAGE_MAGIC)
+        return "no \"ARM\\x64\" magic at offset 0x38: not an arm64 Image";
+    u64 flags = le64_at(img + 24);
+    *text_offset = le64_at(img + 8);
+    *image_size = le64_at(img + 16);
+    if (*image_size == 0)
+        return "image_size is 0: a kernel older than Linux 3.17, not supported";
+    if (flags & IMAGE_FLAG_BE)
+        return "a big-endian kernel (flags bit 0): this machine runs little-endian";
+    if (!cpu_has_granule(IMAGE_FLAG_PAGE_SIZE(flags)))
+        return "built for a page size this CPU does not support (flags bits 2..1)";
+    if (*text_offset % PAGE_SIZE || *text_offset >= 2 * MiB)
+        return "text_offset is not a multiple of 4 KiB below 2 MiB";
+    return NULL;
+}
+
+/*
+### The device tree hvbook writes
+
+`guest_dt_write` describes the machine of section 3 and nothing more, with
+the shared writer of `common.h`, from the same constants the device models
+use. The chapter's end shows it as `.dts` text. The interrupt specifiers of
+the GICv3 binding are three cells: type (0 SPI, 1 PPI), number (SPI n is
+INTID 32 + n, PPI n is INTID 16 + n) and flags (4: level-sensitive, active
+high). The timer binding lists its interrupts in a fixed order: secure
+physical, non-secure physical, virtual, (hypervisor); the guest can only use
+the third, INTID 27, but the order needs the first two. hvbook's own timer,
+INTID 26, is not the guest's and is not listed.
+
+The PL011 is an AMBA *primecell*: Linux finds its driver by the ID
+registers at 0xFE0, through the AMBA bus, which wants a clock called
+`apb_pclk`; a fixed 24 MHz clock serves as both that and the UART's
+reference clock. Without its `interrupts` property the PL011 driver would
+have no interrupt to ask for, and the console that user space opens
+(`/dev/ttyAMA0`) could neither read nor, once its transmit buffer filled,
+write: `/init`'s output would be lost.
+*/
+#define DT_PHANDLE_GIC 1
+#define DT_PHANDLE_CLOCK 2
+#define DT_IRQ_SPI 0
+#define DT_IRQ_PPI 1
+#define DT_IRQ_LEVEL_HIGH 4
+
+/* "name@hexaddress", the node-name convention of the Devicetree spec. */
+static const char *dt_name(char *buf, const char *name, u64 addr)
+{
+    char *p = buf;
+    while (*name)
+        *p++ = *name++;
+    *p++ = '@';
+    int shift = 60;
+    while (shift > 0 && !((addr >> shift) & 0xf))
+        shift -= 4;
+    for (; shift >= 0; shift -= 4)
+        *p++ = "0123456789abcdef"[(addr >> shift) & 0xf];
+    *p = 0;
+    return buf;
+}
+
+/* A 64-bit address or size as two cells, high first. */
+#define CELLS64(v) (u32)((u64)(v) >> 32), (u32)(v)
+
+static u32 guest_dt_write(void *buf, const char *cmdline, u64 initrd, u64 initrd_size)
+{
+    static struct fdt_writer w;
+    char name[32], uart_path[32];
+    fdtw_begin(&w, buf, LINUX_DTB_MAX);
+    fdtw_begin_node(&w, "");
+    fdtw_prop_u32(&w, "#address-cells", 2);
+    fdtw_prop_u32(&w, "#size-cells", 2);
+    fdtw_prop_str(&w, "compatible", "linux,dummy-virt");
+    fdtw_prop_str(&w, "model", "hvbook AArch64 virtual machine");
+    fdtw_prop_u32(&w, "interrupt-parent", DT_PHANDLE_GIC);
+
+    uart_path[0] = '/';
+    dt_name(uart_path + 1, "pl011", PL011_BASE);
+    u32 start[] = {CELLS64(initrd)}, end[] = {CELLS64(initrd + initrd_size)};
+    fdtw_begin_node(&w, "chosen");
+    fdtw_prop_str(&w, "bootargs", cmdline);
+    fdtw_prop_str(&w, "stdout-path", uart_path);
+    fdtw_prop_cells(&w, "linux,initrd-start", start, 2);
+    fdtw_prop_cells(&w, "linux,initrd-end", end, 2);
+    fdtw_end_node(&w);
+
+    u32 mem[] = {CELLS64(GUEST_RAM_IPA), CELLS64(guest_ram_size)};
+    fdtw_begin_node(&w, dt_name(name, "memory", GUEST_RAM_IPA));
+    fdtw_prop_str(&w, "device_type", "memory");
+    fdtw_prop_cells(&w, "reg", mem, 4);
+    fdtw_end_node(&w);
+
+    fdtw_begin_node(&w, "cpus");
+    fdtw_prop_u32(&w, "#address-cells", 1);
+    fdtw_prop_u32(&w, "#size-cells", 0);
+    u32 aff = (u32)(sysreg_read(VMPIDR_EL2) & 0xffffff); // Aff2..Aff0
+    fdtw_begin_node(&w, dt_name(name, "cpu", aff));
+    fdtw_prop_str(&w, "device_type", "cpu");
+    fdtw_prop_str(&w, "compatible", "arm,arm-v8");
+    fdtw_prop_u32(&w, "reg", aff);
+    fdtw_prop_str(&w, "enable-method", "psci");
+    fdtw_end_node(&w);
+    fdtw_end_node(&w);
+
+    static const char psci_compat[] = "arm,psci-1.0\0arm,psci-0.2";
+    fdtw_begin_node(&w, "psci");
+    fdtw_prop(&w, "compatible", psci_compat, sizeof(psci_compat));
+    fdtw_prop_str(&w, "method", "hvc");
+    fdtw_end_node(&w);
+
+    u32 timer_irqs[] = {DT_IRQ_PPI, 13, DT_IRQ_LEVEL_HIGH, DT_IRQ_PPI, 14,
+                        DT_IRQ_LEVEL_HIGH, DT_IRQ_PPI, TIMER_PPI - 16,
+                        DT_IRQ_LEVEL_HIGH};
+    fdtw_begin_node(&w, "timer");
+    fdtw_prop_str(&w, "compatible", "arm,armv8-timer");
+    fdtw_prop_cells(&w, "interrupts", timer_irqs, 9);
+    fdtw_end_node(&w);
+
+    u32 gic_reg[] = {CELLS64(GICD_BASE), CELLS64(GICD_SIZE), CELLS64(GICR_BASE),
+                     CELLS64(GICR_SIZE)};
+    fdtw_begin_node(&w, dt_name(name, "intc", GICD_BASE));
+    fdtw_prop_str(&w, "compatible", "arm,gic-v3");
+    fdtw_prop_u32(&w, "#interrupt-cells", 3);
+    fdtw_prop(&w, "interrupt-controller", NULL, 0);
+    fdtw_prop_cells(&w, "reg", gic_reg, 8);
+    fdtw_prop_u32(&w, "phandle", DT_PHANDLE_GIC);
+    fdtw_end_node(&w);
+
+    fdtw_begin_node(&w, "apb-pclk");
+    fdtw_prop_str(&w, "compatible", "fixed-clock");
+    fdtw_prop_u32(&w, "#clock-cells", 0);
+    fdtw_prop_u32(&w, "clock-frequency", 24000000);
+    fdtw_prop_str(&w, "clock-output-names", "clk24mhz");
+    fdtw_prop_u32(&w, "phandle", DT_PHANDLE_CLOCK);
+    fdtw_end_node(&w);
+
+    static const char uart_compat[] = "arm,pl011\0arm,primecell";
+    static const char clock_names[] = "uartclk\0apb_pclk";
+    u32 uart_reg[] = {CELLS64(PL011_BASE), CELLS64(PL011_SIZE)};
+    u32 uart_irq[] = {DT_IRQ_SPI, UART_SPI - 32, DT_IRQ_LEVEL_HIGH};
+    u32 clocks[] = {DT_PHANDLE_CLOCK, DT_PHANDLE_CLOCK};
+    fdtw_begin_node(&w, uart_path + 1);
+    fdtw_prop(&w, "compatible", uart_compat, sizeof(uart_compat));
+    fdtw_prop_cells(&w, "reg", uart_reg, 4);
+    fdtw_prop_cells(&w, "interrupts", uart_irq, 3);
+    fdtw_prop_cells(&w, "clocks", clocks, 2);
+    fdtw_prop(&w, "clock-names", clock_names, sizeof(clock_names));
+    fdtw_end_node(&w);
+
+    fdtw_end_node(&w);
+    return fdtw_finish(&w);
+}
+
+/*
+### Loading it: `load_linux`
+
+The steps, each of which stops with a message naming the file if it fails:
+find the disk and mount it, as `load_guest_kernel` does for `gkernel`; read
+`/boot/Image` straight into guest RAM at the start of RAM and check its
+header there (a kernel whose `text_offset` is not 0, from before Linux 5.8,
+is read a second time, to its right place); read the initramfs to just
+below the device tree, checking that it stays clear of the kernel's
+`image_size`; read the command line (`console=ttyAMA0` if there is no
+`/boot/cmdline`; newlines become spaces); write the tree. It returns the
+kernel's entry point, its first byte, and the tree's address for `x0`. The
+time the reads took is printed: reading 33 MB through the VirtIO driver
+has to be fast, so the FAT reader asks for whole runs of clusters at once.
+*/
+static struct fat_fs linux_fs;
+
+static u32 linux_read(const char *path, u64 ipa, u64 room)
+{
+    const char *err;
+    u32 size;
+    if ((err = fat_stat(&linux_fs, path, &size)))
+        panic("cannot load %s: %s", path, err);
+    if (size > room)
+        panic("cannot load %s: it is %u bytes, but only %lu fit at 0x%lx", path,
+              size, room, ipa);
+    if ((err = fat_read_file(&linux_fs, path, guest_ram + (ipa - GUEST_RAM_IPA),
+                             room, &size)))
+        panic("cannot load %s: %s", path, err);
+    return size;
+}
+
+static u64 load_linux(u64 *dtb)
+{
+    const char *err, *image = "/boot/Image", *initrd = "/boot/initrd.gz";
+    static char cmdline[LINUX_CMDLINE_MAX];
+    u64 text_offset, image_size;
+    u32 size;
+
+    printf("app: %s\n", image);
+    if ((err = virtio_blk_probe(VIRTIO_MMIO_BASE, VIRTIO_MMIO_STRIDE, VIRTIO_MMIO_SLOTS)) ||
+        (err = fat_mount(&linux_fs, virtio_blk_read, NULL)))
+        panic("cannot load %s: %s", image, err);
+
+    u64 t0 = time_us();
+    u32 isize = linux_read(image, LINUX_KERNEL_IPA, LINUX_DTB_IPA - LINUX_KERNEL_IPA);
+    u8 *kernel = guest_ram + (LINUX_KERNEL_IPA - GUEST_RAM_IPA);
+    if ((err = image_check(kernel, isize, &text_offset, &image_size)))
+        panic("cannot load %s: %s", image, err);
+    u64 flags = le64_at(kernel + 24);
+    if (text_offset != 0)
+        isize = linux_read(image, LINUX_KERNEL_IPA + text_offset,
+                           LINUX_DTB_IPA - LINUX_KERNEL_IPA - text_offset);
+    u64 kernel_end = LINUX_KERNEL_IPA + text_offset +
+                     (image_size > isize ? image_size : isize);
+    printf("Loaded %u bytes from %s\n", isize, image);
+    printf("Linux Image: text_offset 0x%lx, image_size 0x%lx, flags 0x%lx\n",
+           text_offset, image_size, flags);
+
+    if ((err = fat_stat(&linux_fs, initrd, &size)))
+        panic("cannot load %s: %s", initrd, err);
+    u64 rd = ALIGN_DOWN(LINUX_DTB_IPA - size, PAGE_SIZE);
+    if (size > LINUX_DTB_IPA - kernel_end || rd < kernel_end)
+        panic("cannot load %s: %u bytes do not fit between the kernel (to 0x%lx) "
+              "and the device tree (0x%lx)", initrd, size, kernel_end, LINUX_DTB_IPA);
+    size = linux_read(initrd, rd, LINUX_DTB_IPA - rd);
+    printf("Loaded %u bytes from %s at 0x%lx\n", size, initrd, rd);
+    u64 t1 = time_us();
+    printf("Read %lu KiB from the disk in %lu ms\n", ((u64)isize + size) / 1024,
+           (t1 - t0) / 1000);
+
+    u32 clen = 0;
+    const char *dflt = "console=ttyAMA0";
+    if (fat_stat(&linux_fs, "/boot/cmdline", &clen) == NULL && clen < LINUX_CMDLINE_MAX) {
+        if ((err = fat_read_file(&linux_fs, "/boot/cmdline", cmdline,
+                                 LINUX_CMDLINE_MAX - 1, &clen)))
+            panic("cannot load /boot/cmdline: %s", err);
+    } else {
+        clen = (u32)strlen(dflt);
+        memcpy(cmdline, dflt, clen);
+    }
+    while (clen && (cmdline[clen - 1] == '\n' || cmdline[clen - 1] == ' ' ||
+                    cmdline[clen - 1] == '\r'))
+        clen--;
+    cmdline[clen] = 0;
+    for (u32 i = 0; i < clen; i++)
+        if (cmdline[i] == '\n' || cmdline[i] == '\r' || cmdline[i] == '\t')
+            cmdline[i] = ' ';
+    printf("Kernel command line: %s\n", cmdline);
+
+    u32 dtb_size = guest_dt_write(guest_ram + (LINUX_DTB_IPA - GUEST_RAM_IPA), cmdline,
+                                  rd, size);
+    if (dtb_size == 0)
+        panic("the device tree for Linux does not fit in %u bytes", LINUX_DTB_MAX);
+    printf("Device tree: %u bytes at 0x%lx\n", dtb_size, LINUX_DTB_IPA);
+    *dtb = LINUX_DTB_IPA;
+    return LINUX_KERNEL_IPA + text_offset;
+}
+
+/*
+## 8. `hv_main`
 
 The boot flow, the same on every architecture, as it goes on AArch64:
 
     QEMU -> _start (start/aarch64.S) -> hv_main
       check that we are at EL2
-      page allocator: everything between the end of hvbook and the end of RAM
-      16 MiB of guest RAM, mapped by stage 2
+      page allocator: everything between the end of hvbook and the end of
+        RAM, as QEMU's device tree gives it (/memory)
+      16 MiB of guest RAM (Linux: 128), mapped by stage 2
       VirtIO block device -> FAT -> /sbin/gkernel -> ELF loader -> guest RAM
+        (Linux: /boot/Image, /boot/initrd.gz, a device tree; section 7)
       guest RAM cleaned and invalidated to the Point of Coherency
       the physical GIC, the vCPU, the hypervisor's timer, the run loop
       statistics, power off
@@ -2261,7 +3128,8 @@ extern char _end[];
 void hv_main(void)
 {
     // QEMU wrote its device tree, with run.sh's -append, at the start of RAM.
-    boot_args_parse(fdt_bootargs((const void *)HOST_RAM_BASE));
+    const void *fdt = (const void *)QEMU_FDT;
+    boot_args_parse(fdt_bootargs(fdt));
     printf("\nhvbook: AArch64 hypervisor (EL2)\n");
     printf("Starting virtualization...\n");
     u64 el = current_el();
@@ -2269,20 +3137,28 @@ void hv_main(void)
         panic("hvbook runs at EL%lu, not EL2, so it cannot run a virtual machine.\n"
               "  Start QEMU with -M virt,virtualization=on (and without secure=on).", el);
 
-    page_init((uintptr_t)_end, HOST_RAM_END);
-    printf("Pre-allocating %lu MB guest RAM at 0x%lx...\n", GUEST_RAM_SIZE / MiB, GUEST_RAM_IPA);
-    guest_ram_setup();
+    u64 ram_base, ram_size;
+    if (!fdt_memory(fdt, &ram_base, &ram_size))
+        panic("QEMU's device tree has no /memory node: how much RAM is there?");
+    page_init((uintptr_t)_end, ram_base + ram_size);
+    u64 size = boot_args.linux_guest ? GUEST_RAM_SIZE_LINUX : GUEST_RAM_SIZE;
+    printf("Pre-allocating %lu MB guest RAM at 0x%lx...\n", size / MiB, GUEST_RAM_IPA);
+    guest_ram_setup(size);
     printf("VM created success, loading images...\n");
 
-    u64 entry = load_guest_kernel("/sbin/gkernel", EM_AARCH64, GUEST_RAM_IPA, GUEST_RAM_SIZE,
+    u64 entry, x0 = 0;
+    if (boot_args.linux_guest)
+        entry = load_linux(&x0);
+    else
+        entry = load_guest_kernel("/sbin/gkernel", EM_AARCH64, GUEST_RAM_IPA, size,
                                   guest_ram, VIRTIO_MMIO_BASE, VIRTIO_MMIO_STRIDE,
                                   VIRTIO_MMIO_SLOTS);
     printf("bsp_entry: 0x%lx; ept: 0x%lx\n", entry, (u64)(uintptr_t)s2_root);
     // Written without caches, to be read through them: see "Caches" above.
-    dcache_clean_inval_poc((uintptr_t)guest_ram, GUEST_RAM_SIZE);
+    dcache_clean_inval_poc((uintptr_t)guest_ram, guest_ram_size);
 
     gic_setup();
-    vcpu_setup(entry);
+    vcpu_setup(entry, x0);
     printf("Entering VM run loop...\n");
     hv_timer_start();
     vcpu_run();

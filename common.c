@@ -518,7 +518,14 @@ static bool fdt_name_is(const u8 *s, u32 max, const char *want)
     return i < max && (s[i] == 0 || s[i] == '@');
 }
 
-const char *fdt_bootargs(const void *fdt)
+/*
+`fdt_property` is that walk, for any property of the root node (`node` is
+NULL) or of one of its children (`"chosen"`, `"memory"`): it returns the
+value and its length, or NULL. `fdt_bootargs` asks it for `bootargs` in
+`chosen`, which must be a string: its last byte a NUL.
+*/
+const void *fdt_property(const void *fdt, const char *node, const char *name,
+                         u32 *len_out)
 {
     const u8 *b = fdt;
     if (b == NULL || be32(b) != FDT_MAGIC)
@@ -529,7 +536,7 @@ const char *fdt_bootargs(const void *fdt)
         return NULL;
     const u8 *p = b + off_struct, *end = p + size_struct;
     int depth = 0;
-    bool in_chosen = false;
+    bool in_node = false;
     while (p + 4 <= end) {
         u32 token = be32(p);
         p += 4;
@@ -540,11 +547,12 @@ const char *fdt_bootargs(const void *fdt)
             if (len == room)
                 return NULL;
             depth++;
-            in_chosen = depth == 2 && fdt_name_is(p, room, "chosen");
+            in_node = node ? depth == 2 && fdt_name_is(p, room, node)
+                           : depth == 1;
             p += ALIGN_UP(len + 1, 4);
         } else if (token == FDT_END_NODE) {
             depth--;
-            in_chosen = false;
+            in_node = !node && depth == 1;
         } else if (token == FDT_PROP) {
             if (end - p < 8)
                 return NULL;
@@ -552,10 +560,12 @@ const char *fdt_bootargs(const void *fdt)
             p += 8;
             if (len > (u32)(end - p) || nameoff >= total - off_strings)
                 return NULL;
-            const u8 *name = b + off_strings + nameoff;
-            if (in_chosen && len > 0 && p[len - 1] == 0 &&
-                fdt_name_is(name, total - off_strings - nameoff, "bootargs"))
-                return (const char *)p;
+            const u8 *pname = b + off_strings + nameoff;
+            if (in_node &&
+                fdt_name_is(pname, total - off_strings - nameoff, name)) {
+                *len_out = len;
+                return p;
+            }
             p += ALIGN_UP(len, 4);
         } else if (token != FDT_NOP) {
             return NULL; // FDT_END, or something we do not understand
@@ -564,8 +574,47 @@ const char *fdt_bootargs(const void *fdt)
     return NULL;
 }
 
+const char *fdt_bootargs(const void *fdt)
+{
+    u32 len;
+    const u8 *v = fdt_property(fdt, "chosen", "bootargs", &len);
+    return v && len > 0 && v[len - 1] == 0 ? (const char *)v : NULL;
+}
+
 /*
-The command line itself is words separated by spaces. We take the two that
+The hypervisor's own RAM is where the device tree's `/memory` node says:
+its `reg` property is pairs of (address, size), each number
+`#address-cells` and `#size-cells` 32-bit cells long, as the root node
+declares (the Devicetree Specification, 2.3.5, gives 2 and 1 when it does
+not). `fdt_memory` takes the first pair. A property name matches only in
+full, but a node name is compared without its unit address, so
+`memory@40000000` is found as `memory`.
+*/
+static bool fdt_cells(const u8 *p, u32 cells, u64 *out)
+{
+    if (cells < 1 || cells > 2)
+        return false;
+    *out = cells == 2 ? (u64)be32(p) << 32 | be32(p + 4) : be32(p);
+    return true;
+}
+
+bool fdt_memory(const void *fdt, u64 *base, u64 *size)
+{
+    u32 len, acells = 2, scells = 1;
+    const u8 *v = fdt_property(fdt, NULL, "#address-cells", &len);
+    if (v && len == 4)
+        acells = be32(v);
+    v = fdt_property(fdt, NULL, "#size-cells", &len);
+    if (v && len == 4)
+        scells = be32(v);
+    v = fdt_property(fdt, "memory", "reg", &len);
+    if (!v || len < 4 * (acells + scells))
+        return false;
+    return fdt_cells(v, acells, base) && fdt_cells(v + 4 * acells, scells, size);
+}
+
+/*
+The command line itself is words separated by spaces. We take the ones that
 start with `hvbook.` and leave the rest alone: on a real machine the same
 line could carry options for other programs.
 */
@@ -600,6 +649,15 @@ void boot_args_parse(const char *cmdline)
                 boot_args.budget_s = (u32)v;
             else
                 printf("hvbook: ignoring a malformed hvbook.budget (seconds, a number)\n");
+        } else if (word_starts(w, "hvbook.guest=")) {
+            const char *g = w + 13;
+            size_t n = (size_t)(p - g);
+            if (n == 5 && memcmp(g, "linux", 5) == 0)
+                boot_args.linux_guest = true;
+            else if (n == 7 && memcmp(g, "gkernel", 7) == 0)
+                boot_args.linux_guest = false;
+            else
+                printf("hvbook: ignoring an unknown hvbook.guest (linux or gkernel)\n");
         } else if (word_starts(w, "hvbook.token=")) {
             const char *t = w + 13;
             size_t n = (size_t)(p - t);
@@ -650,4 +708,152 @@ void print_exit_stats(const char *const names[], const u64 counts[], int n)
         total += counts[i];
     }
     printf("  %-28s %8lu\n", "total", total);
+}
+
+/*
+### Writing a device tree
+
+A guest kernel that is not our own learns its machine from a device tree,
+and the hypervisor is the only one who knows that machine: so it writes
+the tree itself, from the same constants its device models use, and the
+tree cannot describe a device hvbook does not have. The writer produces
+the format `fdt_property` reads (Devicetree Specification v0.4, chapter
+5), in one pass:
+
+    offset 0    header, 40 bytes (filled in last, by fdtw_finish)
+    40          memory reservation block: one empty entry, 16 zero bytes
+    56          structure block: BEGIN_NODE, PROP, END_NODE tokens ...
+    ...         strings block: each property name once, NUL-terminated
+
+The structure block grows from the front of the caller's buffer; the
+property names collect in `w->strings` and are copied behind it when the
+tree is finished, because only then is it known where the structure block
+ends. Names are kept once: a second `reg` points at the first one's bytes.
+Every write checks the room left; a tree that does not fit sets
+`w->overflow`, writes nothing more, and `fdtw_finish` returns 0 instead of
+the size. Cells and header fields are big-endian, whatever the CPU.
+*/
+#define FDT_HEADER_SIZE 40
+#define FDT_RSVMAP_SIZE 16
+#define FDT_VERSION 17
+#define FDT_LAST_COMP_VERSION 16
+
+static void put_be32(u8 *p, u32 v)
+{
+    p[0] = (u8)(v >> 24);
+    p[1] = (u8)(v >> 16);
+    p[2] = (u8)(v >> 8);
+    p[3] = (u8)v;
+}
+
+static void fdtw_bytes(struct fdt_writer *w, const void *data, u32 len)
+{
+    u32 padded = (u32)ALIGN_UP(len, 4);
+    if (w->overflow || padded > w->size - w->pos) {
+        w->overflow = true;
+        return;
+    }
+    memcpy(w->buf + w->pos, data, len);
+    memset(w->buf + w->pos + len, 0, padded - len);
+    w->pos += padded;
+}
+
+static void fdtw_token(struct fdt_writer *w, u32 token)
+{
+    u8 b[4];
+    put_be32(b, token);
+    fdtw_bytes(w, b, 4);
+}
+
+void fdtw_begin(struct fdt_writer *w, void *buf, u32 size)
+{
+    w->buf = buf;
+    w->size = size;
+    w->pos = 0;
+    w->nstrings = 0;
+    w->overflow = size < FDT_HEADER_SIZE + FDT_RSVMAP_SIZE;
+    if (!w->overflow) {
+        memset(w->buf, 0, FDT_HEADER_SIZE + FDT_RSVMAP_SIZE);
+        w->pos = FDT_HEADER_SIZE + FDT_RSVMAP_SIZE;
+    }
+}
+
+void fdtw_begin_node(struct fdt_writer *w, const char *name)
+{
+    fdtw_token(w, FDT_BEGIN_NODE);
+    fdtw_bytes(w, name, (u32)strlen(name) + 1);
+}
+
+void fdtw_end_node(struct fdt_writer *w)
+{
+    fdtw_token(w, FDT_END_NODE);
+}
+
+/* The offset of `name` in the strings block, adding it if it is new. */
+static u32 fdtw_string(struct fdt_writer *w, const char *name)
+{
+    u32 len = (u32)strlen(name) + 1;
+    for (u32 off = 0; off < w->nstrings; off += (u32)strlen(w->strings + off) + 1)
+        if (memcmp(w->strings + off, name, len) == 0)
+            return off;
+    if (len > sizeof(w->strings) - w->nstrings) {
+        w->overflow = true;
+        return 0;
+    }
+    memcpy(w->strings + w->nstrings, name, len);
+    w->nstrings += len;
+    return w->nstrings - len;
+}
+
+void fdtw_prop(struct fdt_writer *w, const char *name, const void *value, u32 len)
+{
+    u8 head[8];
+    put_be32(head, len);
+    put_be32(head + 4, fdtw_string(w, name));
+    fdtw_token(w, FDT_PROP);
+    fdtw_bytes(w, head, 8);
+    fdtw_bytes(w, value, len);
+}
+
+void fdtw_prop_cells(struct fdt_writer *w, const char *name, const u32 *cells, int n)
+{
+    u8 v[4 * FDTW_MAX_CELLS];
+    if (n > FDTW_MAX_CELLS) {
+        w->overflow = true;
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        put_be32(v + 4 * i, cells[i]);
+    fdtw_prop(w, name, v, 4 * (u32)n);
+}
+
+void fdtw_prop_u32(struct fdt_writer *w, const char *name, u32 value)
+{
+    fdtw_prop_cells(w, name, &value, 1);
+}
+
+void fdtw_prop_str(struct fdt_writer *w, const char *name, const char *s)
+{
+    fdtw_prop(w, name, s, (u32)strlen(s) + 1);
+}
+
+/* The header (Devicetree Specification, 5.2), ten 32-bit fields in this
+   order: magic, total size, where the structure block, the strings block
+   and the memory reservation block start, the version (17) and the oldest
+   one it is compatible with (16), the boot CPU (0), and the sizes of the
+   strings and the structure blocks. */
+u32 fdtw_finish(struct fdt_writer *w)
+{
+    fdtw_token(w, FDT_END);
+    u32 off_struct = FDT_HEADER_SIZE + FDT_RSVMAP_SIZE;
+    u32 size_struct = w->pos - off_struct, off_strings = w->pos;
+    if (w->overflow || w->nstrings > w->size - w->pos)
+        return 0;
+    memcpy(w->buf + off_strings, w->strings, w->nstrings);
+    u32 total = off_strings + w->nstrings;
+    u32 fields[10] = {FDT_MAGIC, total, off_struct, off_strings, FDT_HEADER_SIZE,
+                      FDT_VERSION, FDT_LAST_COMP_VERSION, 0, w->nstrings, size_struct};
+    for (int i = 0; i < 10; i++)
+        put_be32(w->buf + 4 * i, fields[i]);
+    return total;
 }

@@ -141,6 +141,7 @@ the first program it runs: on RISC-V and Arm inside the device tree (node
 |---|---|
 | `hvbook.budget=S` | the guest's time budget in seconds; 0 means no limit (an interactive shell) |
 | `hvbook.token=T` | a secret of this run, at most 32 letters and digits |
+| `hvbook.guest=linux` | boot a Linux `Image` from `/boot` (Arm only; the default is `gkernel`) |
 
 The **time budget** is the hypervisor's answer to a guest that never shuts
 down: a guest that spins with interrupts masked, or waits for an interrupt
@@ -162,6 +163,7 @@ stage-2 table maps for the guest. So after a real guest shutdown,
 struct boot_args {
     u32 budget_s;                  /* seconds; 0: no limit */
     char token[BOOT_TOKEN_MAX + 1];/* "" when run by hand without a token */
+    bool linux_guest;              /* hvbook.guest=linux */
 };
 extern struct boot_args boot_args;
 
@@ -170,11 +172,46 @@ extern struct boot_args boot_args;
 void boot_args_parse(const char *cmdline);
 /* The `/chosen/bootargs` string of a flattened device tree, or NULL. */
 const char *fdt_bootargs(const void *fdt);
+/* Any property of the root node (`node` NULL) or of a child of the root
+   ("chosen", "memory": the unit address is ignored); its length in *len. */
+const void *fdt_property(const void *fdt, const char *node, const char *name,
+                         u32 *len);
+/* The first (base, size) pair of `/memory`'s `reg`: the machine's RAM. */
+bool fdt_memory(const void *fdt, u64 *base, u64 *size);
 /* "Hypervisor ok!" and the verdict line; only after a real guest shutdown. */
 void print_success(void);
 /* The report of a guest that outlived its budget (the caller then prints the
    exit table and powers off with a failure). */
 void report_budget_spent(u64 guest_pc);
+
+/*
+## Writing a device tree for a guest
+
+A guest kernel that is not hvbook's own (Linux) learns what machine it runs
+on from a device tree the hypervisor writes for it: begin, then nodes with
+properties in the order they nest, then finish, which returns the size of
+the blob (or 0 when it did not fit in the buffer). Cells are 32-bit numbers;
+a 64-bit address is two of them, high half first.
+*/
+#define FDTW_MAX_STRINGS 512
+#define FDTW_MAX_CELLS 16
+
+struct fdt_writer {
+    u8 *buf;
+    u32 size, pos;           /* the buffer; where the structure block ends */
+    char strings[FDTW_MAX_STRINGS]; /* property names, gathered until finish */
+    u32 nstrings;
+    bool overflow;           /* something did not fit: finish returns 0 */
+};
+
+void fdtw_begin(struct fdt_writer *w, void *buf, u32 size);
+void fdtw_begin_node(struct fdt_writer *w, const char *name);
+void fdtw_end_node(struct fdt_writer *w);
+void fdtw_prop(struct fdt_writer *w, const char *name, const void *value, u32 len);
+void fdtw_prop_u32(struct fdt_writer *w, const char *name, u32 value);
+void fdtw_prop_cells(struct fdt_writer *w, const char *name, const u32 *cells, int n);
+void fdtw_prop_str(struct fdt_writer *w, const char *name, const char *s);
+u32 fdtw_finish(struct fdt_writer *w);
 
 /*
 ## Exit statistics

@@ -15,9 +15,9 @@
 #   --qemu 'ARGS'    extra QEMU arguments, e.g. --qemu '-cpu rv64,h=false'
 #   --linux          aarch64: Debian 12's arm64 Linux kernel and a BusyBox
 #                    initramfs (fetched once by scripts/linux.sh) instead of
-#                    gkernel, with the console on your terminal and no time
-#                    limit unless --timeout is given. For now with --bare
-#                    only: hvbook itself cannot boot Linux yet.
+#                    gkernel, with the console on your terminal, and no time
+#                    limit or budget unless --timeout or --budget is given.
+#                    Type "poweroff -f" at the shell to end the run.
 #   --kernel FILE    with --linux: this arm64 Image instead of Debian's
 #   --initrd FILE    with --linux: this initramfs instead of ours
 #   -h, --help       this text
@@ -39,7 +39,7 @@ case "$arch" in
   *) echo "run.sh: unknown architecture '$arch' (riscv64, aarch64 or x86_64)" >&2; exit 2 ;;
 esac
 
-disk="" guest="" bare=0 timeout=60 timeout_set=0 budget=20 gdb=0 log="" extra=""
+disk="" guest="" bare=0 timeout=60 timeout_set=0 budget=20 budget_set=0 gdb=0 log="" extra=""
 linux=0 lkernel="" linitrd=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -47,7 +47,7 @@ while [ $# -gt 0 ]; do
     --guest) guest=${2:?--guest needs a file}; shift 2 ;;
     --bare) bare=1; shift ;;
     --timeout) timeout=${2:?--timeout needs seconds}; timeout_set=1; shift 2 ;;
-    --budget) budget=${2:?--budget needs seconds}; shift 2 ;;
+    --budget) budget=${2:?--budget needs seconds}; budget_set=1; shift 2 ;;
     --gdb) gdb=1; shift ;;
     --log) log=${2:?--log needs a file}; shift 2 ;;
     --qemu) extra=${2?--qemu needs arguments}; shift 2 ;;
@@ -63,14 +63,12 @@ for n in "$timeout" "$budget"; do
 done
 if [ "$linux" = 1 ]; then
   [ "$arch" = aarch64 ] || { echo "run.sh: --linux is for aarch64" >&2; exit 2; }
-  if [ "$bare" = 0 ]; then
-    echo "run.sh: hvbook cannot boot Linux yet (it needs the device tree, Image loader" >&2
-    echo "  and GICv3 work of issue 10). --linux --bare boots the same kernel on QEMU alone." >&2
-    exit 2
-  fi
-  # A shell is interactive: no time limit unless one was asked for.
+  # A shell is interactive: no time limit and no budget unless asked for.
   [ "$timeout_set" = 1 ] || timeout=0
-  disk=none # the kernel and initramfs come on QEMU's command line
+  [ "$budget_set" = 1 ] || budget=0
+  # Bare, the kernel and initramfs come on QEMU's command line; under
+  # hvbook, on the disk (below).
+  [ "$bare" = 0 ] || disk=none
 fi
 [ "$gdb" = 1 ] && gdb_opt=--gdb || gdb_opt=
 scripts/deps.sh "$arch" $gdb_opt
@@ -80,6 +78,21 @@ if [ "$linux" = 0 ]; then
   make --no-print-directory -s ARCH="$arch" >&2
   [ -n "$guest" ] || guest=$b/gkernel
   [ -f "$guest" ] || { echo "run.sh: no such guest file: $guest" >&2; exit 2; }
+elif [ "$bare" = 0 ]; then
+  make --no-print-directory -s ARCH="$arch" "$b/hvbook.elf" >&2
+fi
+if [ "$linux" = 1 ]; then
+  if [ -z "$lkernel" ] || [ -z "$linitrd" ]; then
+    ldir=$(scripts/linux.sh)
+    [ -n "$lkernel" ] || lkernel=$ldir/Image
+    [ -n "$linitrd" ] || linitrd=$ldir/initrd.gz
+  fi
+  for f in "$lkernel" "$linitrd"; do
+    [ -f "$f" ] || { echo "run.sh: no such file: $f" >&2; exit 2; }
+  done
+  # What the kernel is told, bare and under hvbook: its console is the
+  # PL011; panic=-1 asks for a reset on a panic, which ends the run.
+  lcmdline="console=ttyAMA0 panic=-1"
 fi
 
 # The machine each architecture runs on (see design.md, "Machines and memory
@@ -149,7 +162,17 @@ fi
 # without root or loop devices (131072 sectors of 512 bytes).
 disk_opt=()
 if [ "$disk" != none ]; then
-  if [ -z "$disk" ]; then
+  if [ -z "$disk" ] && [ "$linux" = 1 ]; then
+    # Linux under hvbook: the kernel, the initramfs and the command line in
+    # /boot (aarch64.c, "Booting Linux").
+    disk=$work/disk.img
+    mformat -i "$disk" -C -T 131072 -h 16 -s 32 -F -v HVBOOK ::
+    mmd -i "$disk" ::/boot
+    printf '%s\n' "$lcmdline" >"$work/cmdline"
+    mcopy -i "$disk" "$lkernel" ::/boot/Image
+    mcopy -i "$disk" "$linitrd" ::/boot/initrd.gz
+    mcopy -i "$disk" "$work/cmdline" ::/boot/cmdline
+  elif [ -z "$disk" ]; then
     disk=$work/disk.img
     mformat -i "$disk" -C -T 131072 -h 16 -s 32 -F -v HVBOOK :: 
     mmd -i "$disk" ::/sbin
@@ -167,23 +190,22 @@ fi
 # sees the command line, so it cannot print the token to forge a pass.
 token=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 append=() initrd_opt=() stdin=/dev/null
-if [ "$linux" = 1 ]; then
-  # Debian's kernel on the machine it was checked on (see scripts/linux.sh):
-  # pointer authentication with QEMU's cheap "impdef" algorithm, which is a
-  # speed setting, no SVE or SME, 128 MiB. panic=-1 resets on a panic, which
-  # -no-reboot turns into the end of the run.
-  if [ -z "$lkernel" ] || [ -z "$linitrd" ]; then
-    ldir=$(scripts/linux.sh)
-    [ -n "$lkernel" ] || lkernel=$ldir/Image
-    [ -n "$linitrd" ] || linitrd=$ldir/initrd.gz
-  fi
-  for f in "$lkernel" "$linitrd"; do
-    [ -f "$f" ] || { echo "run.sh: no such file: $f" >&2; exit 2; }
-  done
+# Linux's CPU, bare and under hvbook: pointer authentication with QEMU's
+# cheap "impdef" algorithm, which is a speed setting, and no SVE or SME,
+# which hvbook keeps from its guests (aarch64.c, "Booting Linux"). Bare,
+# the machine has the guest's 128 MiB; under hvbook, 256 MiB of which the
+# guest gets 128. The console is the terminal: stdin goes to the guest.
+lcpu=(-cpu max,sve=off,sme=off,pauth-impdef=on)
+if [ "$linux" = 1 ] && [ "$bare" = 1 ]; then
   kernel=$lkernel
-  machine=(-M virt,gic-version=3 -cpu max,sve=off,sme=off,pauth-impdef=on -m 128M)
-  append=(-append "console=ttyAMA0 panic=-1")
+  machine=(-M virt,gic-version=3 "${lcpu[@]}" -m 128M)
+  append=(-append "$lcmdline")
   initrd_opt=(-initrd "$linitrd")
+  stdin=/dev/stdin
+elif [ "$linux" = 1 ]; then
+  kernel=$b/hvbook.elf
+  machine=(-M virt,virtualization=on,gic-version=3 "${lcpu[@]}" -m 256M)
+  append=(-append "hvbook.budget=$budget hvbook.token=$token hvbook.guest=linux")
   stdin=/dev/stdin
 elif [ "$bare" = 1 ]; then
   kernel=$guest; machine=("${bare_machine[@]}")

@@ -14,7 +14,10 @@ does not exist:
 |---|---|---|
 | PSCI_VERSION | | 0x10001 (1.1) |
 | PSCI_FEATURES | CPU_ON (SMC64), MIGRATE_INFO_TYPE, SYSTEM_RESET | 0 |
-| PSCI_FEATURES | CPU_SUSPEND, and an unknown id | -1 (NOT_SUPPORTED) |
+| PSCI_FEATURES | CPU_SUSPEND | 0 (original power_state format) |
+| PSCI_FEATURES | an unknown id | -1 (NOT_SUPPORTED) |
+| CPU_SUSPEND, SMC64 | a power-down state (bit 16), a cluster level (bit 24) | -2 |
+| CPU_SUSPEND, SMC32 | standby at level 0, with the virtual timer armed | 0, after a wait |
 | CPU_ON, SMC64 and SMC32 | own MPIDR | -4 (ALREADY_ON) |
 | CPU_ON, SMC64 | MPIDR of CPU 1 | -2 (INVALID_PARAMETERS) |
 | AFFINITY_INFO, SMC64 and SMC32 | own MPIDR, level 0 | 0 (ON) |
@@ -78,7 +81,7 @@ _start:
     check   0x8400000A, x22, x21, 0, feat_cpu_on
     check   0x8400000A, x23, x21, 0, feat_migrate
     check   0x8400000A, x24, x21, 0, feat_reset
-    check   0x8400000A, x25, x21, -1, feat_suspend
+    check   0x8400000A, x25, x21, 0, feat_suspend
     check   0x8400000A, x26, x21, -1, feat_unknown
     check   0xC4000003, x19, x21, -4, cpu_on_self
     check   0x84000003, x19, x21, -4, cpu_on_self32
@@ -87,6 +90,32 @@ _start:
     check   0x84000004, x19, x21, 0, affinity_self32
     check   0xC4000004, x20, x21, -2, affinity_other
     check   0x84000006, x21, x21, 2, migrate_info
+
+    // CPU_SUSPEND: two states hvbook does not offer, then a standby. For
+    // the standby to end, an interrupt must come: the virtual timer, armed
+    // 1 ms ahead and enabled at the (emulated) GIC, its IRQ masked here.
+    ldr     x27, =0x10000       // StateType 1: power-down
+    ldr     x28, =0x1000000     // PowerLevel 1
+    check   0xC4000001, x27, x21, -2, suspend_powerdown
+    check   0xC4000001, x28, x21, -2, suspend_level1
+    ldr     x1, =0x08000000     // GICD_CTLR: ARE, EnableGrp1
+    mov     w2, #0x12
+    str     w2, [x1]
+    ldr     x1, =0x080a0014     // GICR_WAKER: awake
+    str     wzr, [x1]
+    ldr     x1, =0x080b0080     // GICR_IGROUPR0: 27 in Group 1
+    mov     w2, #(1 << 27)
+    str     w2, [x1]
+    ldr     x1, =0x080b0100     // GICR_ISENABLER0: 27 on
+    str     w2, [x1]
+    mrs     x1, cntfrq_el0
+    lsr     x1, x1, #10         // about 1 ms
+    msr     cntv_tval_el0, x1
+    mov     x1, #1
+    msr     cntv_ctl_el0, x1    // ENABLE
+    isb
+    check   0x84000001, x21, x21, 0, suspend_standby
+    msr     cntv_ctl_el0, xzr
 
     b       power_off
     .ltorg
@@ -104,8 +133,14 @@ feat_migrate_ok:     .asciz "PSCI_FEATURES(MIGRATE_INFO_TYPE) answered 0\n"
 feat_migrate_bad:    .asciz "PSCI_FEATURES(MIGRATE_INFO_TYPE) WRONG\n"
 feat_reset_ok:       .asciz "PSCI_FEATURES(SYSTEM_RESET) answered 0\n"
 feat_reset_bad:      .asciz "PSCI_FEATURES(SYSTEM_RESET) WRONG\n"
-feat_suspend_ok:     .asciz "PSCI_FEATURES(CPU_SUSPEND) answered -1\n"
+feat_suspend_ok:     .asciz "PSCI_FEATURES(CPU_SUSPEND) answered 0\n"
 feat_suspend_bad:    .asciz "PSCI_FEATURES(CPU_SUSPEND) WRONG\n"
+suspend_powerdown_ok:  .asciz "CPU_SUSPEND(power-down) answered -2\n"
+suspend_powerdown_bad: .asciz "CPU_SUSPEND(power-down) WRONG\n"
+suspend_level1_ok:     .asciz "CPU_SUSPEND(level 1) answered -2\n"
+suspend_level1_bad:    .asciz "CPU_SUSPEND(level 1) WRONG\n"
+suspend_standby_ok:    .asciz "CPU_SUSPEND(standby) answered 0\n"
+suspend_standby_bad:   .asciz "CPU_SUSPEND(standby) WRONG\n"
 feat_unknown_ok:     .asciz "PSCI_FEATURES(unknown) answered -1\n"
 feat_unknown_bad:    .asciz "PSCI_FEATURES(unknown) WRONG\n"
 cpu_on_self_ok:      .asciz "CPU_ON(self) answered -4\n"
