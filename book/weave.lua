@@ -27,9 +27,13 @@ HTML and the EPUB.
 
 A listing's code block is named after its file and first line
 ("riscv64-c-120"), its lines after their own numbers ("riscv64-c-120-125"), so
-an anchor does not move when another part of the book changes; its label links
-to it. Listings are highlighted as C, as GNU assembler for their architecture
-(book/syntax/*.xml), or not at all (linker scripts).
+the anchor moves only when its own file changes above it, never because
+another file or chapter did; its label links to it. A heading's anchor comes
+from its text, with the chapter's page in front when several chapters have a
+heading of that name ("riscv64-exercises"). Listings are highlighted as C, as
+GNU assembler for their architecture (book/syntax/*.xml), or not at all
+(linker scripts).
+
 
 Prose is Markdown without raw HTML or TeX: "ICH_LR<n>_EL2" in a comment is
 text, not an element. Inline code that a comment breaks over two lines loses
