@@ -198,7 +198,8 @@ def main():
         return 1
 
     shots = os.path.join(book, "shots")
-    overflow, console, ids, links = [], [], {}, {}
+    overflow, console, ids, links, missing = [], [], {}, {}, []
+
     profile = tempfile.mkdtemp(prefix="hvbook-chromium-")
     browser = Browser(exe, profile)
     try:
@@ -216,6 +217,9 @@ def main():
                          session=session)
             for page in pages:
                 path = os.path.join(book, page + ".html")
+                if not os.path.exists(path):
+                    missing.append("%s.html, in pages.txt, is missing" % page)
+                    continue
                 url = "file://" + urllib.parse.quote(path)
                 browser.events = []
                 nav = browser.call("Page.navigate", {"url": url}, session=session)
@@ -243,7 +247,7 @@ def main():
         browser.close()
         shutil.rmtree(profile, ignore_errors=True)
 
-    broken, seen = [], set()
+    broken, seen = sorted(set(missing)), set()
     prefix = "file://" + urllib.parse.quote(book) + "/"
     for page, hrefs in links.items():
         for href in sorted(set(hrefs)):
