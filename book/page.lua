@@ -118,10 +118,14 @@ function Pandoc(doc)
   local chs = chapters_of(blocks)
 
   if page == "list" then
-    local names = { pandoc.Plain({ pandoc.Str("index") }) }
-    for _, ch in ipairs(chs) do names[#names + 1] = pandoc.Plain({ pandoc.Str(ch.name) }) end
-    return pandoc.Pandoc(names, doc.meta)
+    local names = { pandoc.Str("index") }
+    for _, ch in ipairs(chs) do
+      names[#names + 1] = pandoc.LineBreak()
+      names[#names + 1] = pandoc.Str(ch.name)
+    end
+    return pandoc.Pandoc({ pandoc.Plain(names) }, doc.meta)
   end
+
   if page == "epub" then
     return pandoc.Pandoc(clean(blocks), doc.meta)
   end
