@@ -16,7 +16,9 @@
 #                  piece left out of sight holds only blank lines
 #   book-html      the HTML book is paged: a contents page that links to every
 #                  chapter's page, and every page has previous/next links;
-#                  listings are highlighted; the EPUB is one
+#                  C is highlighted as C, assembler as GNU assembler for its
+#                  architecture, linker scripts not as C; the EPUB is one
+
 #   book-raw-html  no raw HTML (or TeX) reaches the book from a source file or
 #                  a chapter's Markdown: "ICH_LR<n>_EL2" must stay text
 #   book-columns   no line of a file woven into the book is wider than 80
@@ -173,6 +175,15 @@ for p in $pages; do
     grep -q 'href="index.html"' "$f" || why="$why $p.html has no way back to the contents;"
 done
 grep -l 'class="sourceCode c' "$B"/*.html >/dev/null 2>&1 || why="$why no highlighted C;"
+# Assembler as GNU assembler for its architecture; linker scripts not as C.
+for a in riscv64 aarch64 x86_64; do
+    [ -f "start/$a.S" ] || continue
+    grep -q "class=\"sourceCode gas$(echo $a | tr -d _)\"" "$B"/*.html ||
+        why="$why start/$a.S is not highlighted as GNU assembler for $a;"
+done
+grep -l 'id="[^"]*-ld-[0-9]*"[^>]*><pre class="sourceCode numberSource c ' "$B"/*.html \
+    >/dev/null 2>&1 && why="$why a linker script is highlighted as C;"
+
 [ "$(head -c 58 "$B/hvbook.epub" | tail -c 20)" = "application/epub+zip" ] || why="$why hvbook.epub is not an EPUB;"
 if [ -n "$why" ]; then fail book-html "$why"; else pass book-html; fi
 
