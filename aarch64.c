@@ -1034,6 +1034,7 @@ HCR_EL2). The ones that matter:
 | 4 | IMO | 1 | the same for IRQs: the timer's physical IRQ is ours, the guest sees the virtual one we inject |
 | 5 | AMO | 1 | physical SErrors come to EL2: a system error caused while the guest ran is reported, not left to the guest |
 | 13, 14 | TWI, TWE | 0 | `WFI`/`WFE` are *not* trapped: a guest waiting for its timer really sleeps, and the physical IRQ, routed to EL2, wakes the CPU. That holds even for a guest that masked its interrupts first: a physical IRQ that targets EL2 is never masked by the guest's `PSTATE.I` (Arm ARM, D1 "Physical interrupt masking"), and so it is a WFI wake-up event. The hypervisor's own timer (below) gets the CPU back from any `WFI`; trapping them would only add exits |
+| 18 | TID3 | 1 | the *ID registers* of group 3 (`ID_AA64PFR0_EL1` and its neighbours, Op0 3, Op1 0, CRn 0, CRm 1..7) trap: they must not promise what hvbook keeps from the guest. `id_reg_read` answers with the real values, minus SVE and SME (`CPTR_EL2` below traps both) |
 | 19 | TSC | 1 | `SMC` traps to EL2: QEMU's PSCI firmware answers `SMC` and must never see the guest's; we answer for it |
 | 20 | TIDCP | 1 | the *implementation defined* registers (`Op0` = 3, `CRn` = 11 or 15: cache, bus and power controls of this particular core) belong to the physical machine. An access traps, and hvbook answers as a CPU without such a register would: an undefined-instruction exception, delivered to the guest |
 | 21 | TACR | 1 | `ACTLR_EL1`, the implementation defined *auxiliary control* register, also sets behaviour of the physical core. Reads return the value the hypervisor found; writes are ignored |
@@ -1051,6 +1052,7 @@ HCR_EL2). The ones that matter:
 #define HCR_IMO (1UL << 4)
 #define HCR_AMO (1UL << 5)
 #define HCR_TSC (1UL << 19)
+#define HCR_TID3 (1UL << 18)
 #define HCR_TIDCP (1UL << 20)
 #define HCR_TACR (1UL << 21)
 #define HCR_RW (1UL << 31)
@@ -1186,7 +1188,7 @@ static u64 actlr_at_start; /* ACTLR_EL1 as hvbook found it: what the guest reads
 
 static void vcpu_setup(u64 entry, u64 x0)
 {
-    u64 hcr = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_TSC | HCR_TIDCP |
+    u64 hcr = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_TID3 | HCR_TSC | HCR_TIDCP |
               HCR_TACR | HCR_RW;
     u64 isar1 = sysreg_read(ID_AA64ISAR1_EL1);
     // APA (7..4), API (11..8), GPA (27..24), GPI (31..28): any of them means PAuth.
@@ -2572,6 +2574,54 @@ static bool pmu_emulate(u64 key, bool read, u64 *v)
 }
 
 /*
+### What the guest's CPU says it has: `id_reg_read`
+
+With `HCR_EL2.TID3` a guest's read of an ID register comes here. SVE and
+SME stay trapped (`CPTR_EL2.TZ`, `TSM`: their registers are more state
+than this chapter keeps), so the guest's CPU must not claim them: a kernel
+that believed the ID registers would use them and stop at the first trap,
+as Linux's `booting.rst` warns. The fields that say so (Arm ARM, register
+descriptions of each) read as "not implemented":
+
+| register | field | bits |
+|---|---|---|
+| `ID_AA64PFR0_EL1` (3, 0, 0, 4, 0) | `SVE` | 35..32 |
+| `ID_AA64PFR1_EL1` (3, 0, 0, 4, 1) | `SME` | 27..24 |
+| `ID_AA64ZFR0_EL1` (3, 0, 0, 4, 4) | all: SVE's features | |
+| `ID_AA64SMFR0_EL1` (3, 0, 0, 4, 5) | all: SME's features | |
+
+Every other ID register reads as the hardware's. The register's number is
+in the instruction, so reading "the one the guest asked for" is a `switch`
+over the 56 encodings, written with the generic names the assembler
+accepts for any system register (`s3_0_c0_c4_0` is `ID_AA64PFR0_EL1`).
+With `-cpu max,sve=off,sme=off` (`run.sh --linux`) the hidden fields are 0
+already, and the guest sees exactly the CPU QEMU made.
+*/
+#define ID_CASE(crm, op2)                                     \
+    case SYSREG(3, 0, 0, crm, op2):                           \
+        v = sysreg_read(s3_0_c0_c##crm##_##op2);              \
+        break;
+#define ID_ROW(crm) ID_CASE(crm, 0) ID_CASE(crm, 1) ID_CASE(crm, 2) \
+    ID_CASE(crm, 3) ID_CASE(crm, 4) ID_CASE(crm, 5) ID_CASE(crm, 6) ID_CASE(crm, 7)
+#define ID_PFR0_SVE (0xfUL << 32)
+#define ID_PFR1_SME (0xfUL << 24)
+
+static u64 id_reg_read(u64 key)
+{
+    u64 v = 0;
+    switch (key) {
+        ID_ROW(1) ID_ROW(2) ID_ROW(3) ID_ROW(4) ID_ROW(5) ID_ROW(6) ID_ROW(7)
+    }
+    if (key == SYSREG(3, 0, 0, 4, 0))
+        v &= ~ID_PFR0_SVE;
+    else if (key == SYSREG(3, 0, 0, 4, 1))
+        v &= ~ID_PFR1_SME;
+    else if (key == SYSREG(3, 0, 0, 4, 4) || key == SYSREG(3, 0, 0, 4, 5))
+        v = 0;
+    return v;
+}
+
+/*
 ### Trapped system registers: `handle_sysreg`
 
 Every register `HCR_EL2` and `MDCR_EL2` trap (section 5) arrives here as
@@ -2580,6 +2630,7 @@ EC 0x18, and gets the answer section 5 promised:
 | register | trapped by | answer |
 |---|---|---|
 | `ACTLR_EL1` (3, 0, 1, 0, 1) | `TACR` | reads: the value found at start; writes ignored |
+| the ID registers (3, 0, 0, 1..7, *) | `TID3` | `id_reg_read`; they are read-only, a write is undefined |
 | implementation defined (Op0 3, CRn 11 or 15) | `TIDCP` | undefined instruction, injected |
 | `ERRIDR_EL1`, `ERRSELR_EL1`, `ERX*_EL1` (3, 0, 5, 3..5, *) | `TERR` | read as 0, writes ignored: no error records |
 | `MDRAR_EL1` (2, 0, 1, 0, 0) | `TDRA` | reads 0: no debug ROM table; writes ignored |
@@ -2653,6 +2704,12 @@ static void handle_sysreg(void)
     exit_counts[EXIT_SYSREG]++;
     if (key == SYSREG(3, 0, 1, 0, 1)) {
         v = actlr_at_start;
+    } else if (op0 == 3 && op1 == 0 && crn == 0 && crm >= 1) {
+        if (!read) {
+            inject_undef();
+            return;
+        }
+        v = id_reg_read(key);
     } else if (op0 == 3 && (crn == 11 || crn == 15)) {
         inject_undef();
         return;
@@ -2794,14 +2851,16 @@ and 128 MiB of RAM instead of 16. What `booting.rst` asks, point by point:
   image (`dcache_clean_inval_poc`, as for `gkernel`).
 - **The CPU's optional features**: booting.rst requires `CPTR_EL2.TZ` = 0
   (and `ZCR_EL2` set) where SVE is present, `CPTR_EL2.TSM` = 0 and more
-  for SME. hvbook keeps both trapped (section 5), so they must be absent:
-  `run.sh --linux` starts the machine with `-cpu max,sve=off,sme=off`, and
-  then the ID registers the guest reads (`ID_AA64PFR0_EL1.SVE`,
-  `ID_AA64PFR1_EL1.SME`) tell the truth without any trap. Pointer
-  authentication is the guest's (`HCR_EL2.API`, `APK`); QEMU's cheap
-  `pauth-impdef=on` algorithm is only a speed setting. The PMU stays as
-  section 5 made it, and the tree has no PMU node, so Linux leaves it
-  alone; debug registers are the guest's.
+  for SME. hvbook keeps both trapped (section 5), so for the guest they
+  must be absent, and its ID registers say so (`id_reg_read`, through
+  `HCR_EL2.TID3`): Linux then never touches them. `run.sh --linux` also
+  starts the machine with `-cpu max,sve=off,sme=off`, the same CPU as the
+  bare run it is compared with (`--bare`); with plain `-cpu max` the same
+  kernel boots just as well, seeing no SVE. Pointer authentication is the
+  guest's (`HCR_EL2.API`, `APK`); QEMU's cheap `pauth-impdef=on`
+  algorithm is only a speed setting. The PMU stays as section 5 made it,
+  and the tree has no PMU node, so Linux leaves it alone; debug registers
+  are the guest's.
 
 ### The `Image` header
 
@@ -2978,6 +3037,7 @@ static u32 guest_dt_write(void *buf, const char *cmdline, u64 initrd, u64 initrd
     fdtw_begin_node(&w, dt_name(name, "intc", GICD_BASE));
     fdtw_prop_str(&w, "compatible", "arm,gic-v3");
     fdtw_prop_u32(&w, "#interrupt-cells", 3);
+    fdtw_prop_u32(&w, "#address-cells", 0); // no children (no ITS)
     fdtw_prop(&w, "interrupt-controller", NULL, 0);
     fdtw_prop_cells(&w, "reg", gic_reg, 8);
     fdtw_prop_u32(&w, "phandle", DT_PHANDLE_GIC);

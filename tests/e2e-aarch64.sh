@@ -166,6 +166,23 @@ why=$(want_status 1)
 [ -n "$why" ] || why=$(absent "$log" 'FAR 0x9000000' 'HPFAR 0x90000')
 report vm-dump-no-stale-far "$why"
 
+# --- SGIs, and more interrupts than list registers (issue 10) -------------
+hostile sgi sgi
+why=$(want_status 0)
+[ -n "$why" ] || why=$(in_order "$log" 'SGI: all 8 arrived, each once' \
+                        'SGI: one for every other CPU reached nobody' \
+                        '  GIC maintenance interrupt +[1-9][0-9]*' \
+                        '  SGI sent \(ICC_SGI1R_EL1\) +9' 'Hypervisor ok!')
+report sgi-to-itself-through-full-list-registers "$why"
+
+# --- The ID registers do not promise SVE or SME (issue 10) -----------------
+# -cpu max has both; bare, the same guest sees them.
+hostile idregs idregs
+why=$(want_status 0)
+[ -n "$why" ] || why=$(in_order "$log" 'idregs: no SVE, no SME, as hvbook keeps them' \
+                        'idregs: ID_AA64PFR0_EL1.EL1 is the CPU.s' 'Hypervisor ok!')
+report id-registers-hide-sve-sme "$why"
+
 # --- Linux: Debian 12's own kernel under hvbook (issue 10) -----------------
 # scripts/linux.sh fetches the kernel and BusyBox once; without them (no apt,
 # no network) these checks fail with that reason.
