@@ -89,7 +89,7 @@ class Browser:
             [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--disable-background-networking", "--disable-component-update",
              "--disable-sync", "--disable-extensions", "--mute-audio",
-             "--hide-scrollbars", "--remote-debugging-pipe",
+             "--hide-scrollbars", "--disable-dev-shm-usage", "--remote-debugging-pipe",
              "--user-data-dir=" + profile, "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, preexec_fn=fds, pass_fds=(3, 4))
