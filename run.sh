@@ -20,6 +20,9 @@
 #                    Type "poweroff -f" at the shell to end the run.
 #   --kernel FILE    with --linux: this arm64 Image instead of Debian's
 #   --initrd FILE    with --linux: this initramfs instead of ours
+#   --append 'WORDS' with --linux: more words for the kernel's command line;
+#                    hvbook.poweroff makes our /init power off at once (a
+#                    boot to user space that needs no typing)
 #   -h, --help       this text
 #
 # Exit status: 0 exactly when the guest shut down normally and the hypervisor
@@ -40,7 +43,7 @@ case "$arch" in
 esac
 
 disk="" guest="" bare=0 timeout=60 timeout_set=0 budget=20 budget_set=0 gdb=0 log="" extra=""
-linux=0 lkernel="" linitrd=""
+linux=0 lkernel="" linitrd="" lappend=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --disk) disk=${2:?--disk needs a file}; shift 2 ;;
@@ -54,6 +57,7 @@ while [ $# -gt 0 ]; do
     --linux) linux=1; shift ;;
     --kernel) lkernel=${2:?--kernel needs a file}; shift 2 ;;
     --initrd) linitrd=${2:?--initrd needs a file}; shift 2 ;;
+    --append) lappend=${2?--append needs words}; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "run.sh: unknown option '$1'" >&2; usage 2 ;;
   esac
@@ -92,7 +96,7 @@ if [ "$linux" = 1 ]; then
   done
   # What the kernel is told, bare and under hvbook: its console is the
   # PL011; panic=-1 asks for a reset on a panic, which ends the run.
-  lcmdline="console=ttyAMA0 panic=-1"
+  lcmdline="console=ttyAMA0 panic=-1${lappend:+ $lappend}"
 fi
 
 # The machine each architecture runs on (see design.md, "Machines and memory

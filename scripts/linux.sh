@@ -14,14 +14,30 @@
 #              linux-image-6.1.0-*-arm64, an uncompressed arm64 Image
 #   initrd.gz  BusyBox (busybox-static) and an /init of our own, as a gzipped
 #              cpio archive in the "newc" format the kernel unpacks
+#
+# /init starts a shell, unless the kernel's command line has the word
+# hvbook.poweroff: then it says it runs and powers off at once, which is a
+# whole boot to user space that needs no typing (./run.sh aarch64 --linux
+# --append hvbook.poweroff; tests/bench.sh times it).
 set -eu
 cd "$(dirname "$0")/.."
 dir=build/aarch64/linux
+st=$PWD/$dir/apt
+# Bumped whenever the initramfs below changes, so a cached one is rebuilt.
+initrd_version=2
 mkdir -p "$dir"
-if [ -s "$dir/Image" ] && [ -s "$dir/initrd.gz" ]; then
+if [ -s "$dir/Image" ] && [ -s "$dir/initrd.gz" ] &&
+   [ "$(cat "$dir/initrd.version" 2>/dev/null)" = "$initrd_version" ]; then
   echo "$dir"
   exit 0
 fi
+if [ -s "$dir/Image" ] && ls "$st"/debs/busybox-static_*.deb >/dev/null 2>&1; then
+  fetched=1 # only the initramfs is out of date: no need to download again
+else
+  fetched=0
+fi
+
+if [ "$fetched" = 0 ]; then
 
 if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
   cat >&2 <<EOF
@@ -47,7 +63,6 @@ mirror=$(
 
 # A private apt: its own sources (arm64 only), lists, cache and an empty
 # dpkg status, all under $dir/apt.
-st=$PWD/$dir/apt
 mkdir -p "$st/lists/partial" "$st/cache/archives/partial" "$st/debs"
 echo "deb [arch=arm64] $mirror bookworm main" >"$st/sources.list"
 : >"$st/status"
@@ -68,11 +83,19 @@ kpkg=$(apt-cache "${apt_opts[@]}" depends linux-image-arm64 2>>"$log" |
 (cd "$st/debs" && apt-get "${apt_opts[@]}" download "$kpkg" busybox-static) >>"$log" 2>&1 ||
   { echo "scripts/linux.sh: apt-get download failed; see $log" >&2; exit 1; }
 
+echo "$kpkg" >"$dir/kernel-package"
+fi # fetched
+
+command -v cpio >/dev/null || scripts/deps.sh --linux
 ex=$st/extract
 rm -rf "$ex" && mkdir -p "$ex"
-for deb in "$st"/debs/*.deb; do dpkg-deb -x "$deb" "$ex"; done
-kernel=$(ls "$ex"/boot/vmlinuz-*-arm64 | head -1)
-[ -f "$kernel" ] || { echo "scripts/linux.sh: no vmlinuz in $kpkg" >&2; exit 1; }
+if [ "$fetched" = 0 ]; then
+  for deb in "$st"/debs/*.deb; do dpkg-deb -x "$deb" "$ex"; done
+  kernel=$(ls "$ex"/boot/vmlinuz-*-arm64 | head -1)
+  [ -f "$kernel" ] || { echo "scripts/linux.sh: no vmlinuz in the kernel package" >&2; exit 1; }
+else
+  dpkg-deb -x "$(ls "$st"/debs/busybox-static_*.deb | head -1)" "$ex"
+fi
 
 # The initramfs: BusyBox and an /init of our own. The kernel makes /dev and
 # /dev/console in its built-in root before it unpacks ours, so we need no
@@ -90,13 +113,19 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 echo "hvbook: /init is running, Linux $(uname -r); type poweroff -f to stop"
+case " $(cat /proc/cmdline) " in
+  *" hvbook.poweroff "*) echo "hvbook: powering off, as the command line asks"
+                         exec poweroff -f ;;
+esac
 exec setsid cttyhack sh
 EOF
 chmod 755 "$rd/init"
 (cd "$rd" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -9 >"$dir/initrd.gz.tmp"
-cp "$kernel" "$dir/Image.tmp"
-mv "$dir/Image.tmp" "$dir/Image"
+if [ "$fetched" = 0 ]; then
+  cp "$kernel" "$dir/Image.tmp"
+  mv "$dir/Image.tmp" "$dir/Image"
+fi
 mv "$dir/initrd.gz.tmp" "$dir/initrd.gz"
-echo "$kpkg" >"$dir/kernel-package"
+echo "$initrd_version" >"$dir/initrd.version"
 rm -rf "$ex" "$rd"
 echo "$dir"
