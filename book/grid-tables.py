@@ -24,6 +24,8 @@ import re
 import sys
 
 MAXW = 80
+
+
 def split_cells(line):
     s = line.strip()
     assert s.startswith('|') and s.endswith('|'), line
@@ -40,6 +42,8 @@ def split_cells(line):
         i += 1
     cells.append(cur.strip())
     return cells
+
+
 def tokens(text):
     out, cur, code = [], '', False
     for c in text:
@@ -50,6 +54,8 @@ def tokens(text):
         else: cur += c
     if cur: out.append(cur)
     return out
+
+
 def wrap(text, w):
     lines, cur = [], ''
     for t in tokens(text):
@@ -58,6 +64,8 @@ def wrap(text, w):
         else: lines.append(cur); cur = t
     lines.append(cur)
     return lines
+
+
 def grid(rows):
     n = len(rows[0])
     for r in rows: assert len(r) == n, rows
@@ -79,6 +87,8 @@ def grid(rows):
             out.append('| ' + ' | '.join((cols[i][j] if j < len(cols[i]) else '').ljust(w[i]) for i in range(n)) + ' |')
         out.append(hsep if k == 0 else sep)
     return out
+
+
 for path in sys.argv[1:]:
     lines = open(path).read().split('\n')
     out, i, changed = [], 0, 0
