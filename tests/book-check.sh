@@ -33,7 +33,8 @@
 # is non-zero if any check failed.
 
 cd "$(dirname "$0")/.." || exit 1
-B=${B:-build}/book
+BUILD=${B:-build}   # B=dir: build and check the book in dir/book
+B=$BUILD/book
 failed=0
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1: $2"; failed=1; }
@@ -46,7 +47,8 @@ if ! command -v pandoc >/dev/null 2>&1; then
     exit 1
 fi
 # -B: weave afresh, so that a source file deleted since the last build is noticed.
-if ! make -s -B book >"$tmp/make.log" 2>&1; then
+if ! make -s -B book B="$BUILD" >"$tmp/make.log" 2>&1; then
+
     fail book-builds "make book failed: $(grep -v '^weave:' "$tmp/make.log" | tail -n 3 | tr '\n' ' ')"
     exit 1
 fi
