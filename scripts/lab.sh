@@ -7,7 +7,7 @@
 #   scripts/lab.sh grade [LAB...]          run the lab's tests, print the
 #                                          points and "Score: X/Y"; without
 #                                          LAB, the labs named in ./.lab
-#   scripts/lab.sh restore TREE            put the original bodies back into
+#   scripts/lab.sh restore TREE [LAB...]   put the original bodies back into
 #                                          a student tree (from this tree)
 #   scripts/lab.sh check [LAB...]          for make test: each lab's tree
 #                                          builds, scores 0 as handed out and
@@ -70,7 +70,7 @@ lab_title() {
 
 lab_exists() {
   [ -f "$(lab_file "$1")" ] ||
-    die "no lab '$1' (the labs: $(all_labs | tr '\n' ' '))"
+    die "no lab '$1' (the labs: $(echo $(all_labs)))"
 }
 
 all_labs() {
@@ -447,7 +447,7 @@ cmd_make() {
     esac
   done
   [ ${#labs[@]} -gt 0 ] ||
-    die "which lab? make lab LAB=name (the labs: $(all_labs | tr '\n' ' '))"
+    die "which lab? make lab LAB=name (the labs: $(echo $(all_labs)))"
   for lab in "${labs[@]}"; do lab_exists "$lab"; done
   local IFS=-
   [ -n "$dir" ] || dir=$ROOT/build/labs/${labs[*]}
