@@ -19,6 +19,7 @@ The guest prints one line per measurement, in hex:
 
 - floor: `ebreak`, which the guest's own trap handler takes: no exit;
 - hypercall: SBI BASE get_spec_version, a null hypercall;
+- settimer: SBI set_timer(never), the same call with no interrupt;
 - timer: SBI set_timer(0), and the timer interrupt it brings, to the
   guest's handler;
 - console: SBI legacy putchar of a NUL;
@@ -50,6 +51,10 @@ round:
     call    bench
     la      a0, n_hypercall
     la      a1, hypercall
+    li      a2, N
+    call    bench
+    la      a0, n_settimer
+    la      a1, settimer
     li      a2, N
     call    bench
     la      t0, on_timer
@@ -94,6 +99,11 @@ floor:
 hypercall:
     li      a7, 0x10            // BASE
     li      a6, 0               // get_spec_version
+    ecall
+    jr      t2
+settimer:
+    li      a7, 0               // legacy set_timer(never)
+    li      a0, -1
     ecall
     jr      t2
 timer:
@@ -220,6 +230,7 @@ puthex:                         // " 0x" and a0 in hex
 s_bench:     .asciz "bench "
 n_floor:     .asciz "floor"
 n_hypercall: .asciz "hypercall"
+n_settimer:  .asciz "settimer"
 n_timer:     .asciz "timer"
 n_console:   .asciz "console"
 n_s2map:     .asciz "s2map"

@@ -30,8 +30,12 @@ The guest prints one line per measurement, in hex:
 - apicwrite: a write of the same register;
 - flashread: a read of the flash, a nested page fault, decoded and
   emulated;
+- apicarm: a write of the APIC timer's initial count, due in seconds:
+  the arming alone;
+- apiceoi: a write of the APIC's EOI register, with nothing in service;
 - timer: the APIC timer, due at once: the write that arms it, the INTR
-  exit, the injection, the guest's handler and its EOI.
+  exit, the injection, the guest's handler and its EOI. Less the two
+  rows before it, what is left is the INTR exit and the injection.
 */
 #define N 10000
 #define APIC 0xFEE00000
@@ -106,6 +110,13 @@ round:
     mov     $n_flashread, %esi
     mov     $flashread, %edi
     call    bench
+    mov     $n_apicarm, %esi
+    mov     $apicarm, %edi
+    call    bench
+    movl    $0, APIC + 0x380                // the timer stopped again
+    mov     $n_apiceoi, %esi
+    mov     $apiceoi, %edi
+    call    bench
     sti                                     // interrupts on, for the timer only
     mov     $n_timer, %esi
     mov     $timer, %edi
@@ -149,6 +160,12 @@ apicwrite:
     ret
 flashread:
     mov     FLASH, %eax
+    ret
+apicarm:
+    movl    $0xFFFFFFFF, APIC + 0x380       // initial count: seconds away
+    ret
+apiceoi:
+    movl    $0, APIC + 0xB0                 // EOI
     ret
 timer:
     movl    $0, fired
@@ -274,6 +291,8 @@ n_console:   .asciz "console"
 n_apicread:  .asciz "apicread"
 n_apicwrite: .asciz "apicwrite"
 n_flashread: .asciz "flashread"
+n_apicarm:   .asciz "apicarm"
+n_apiceoi:   .asciz "apiceoi"
 n_timer:     .asciz "timer"
     .balign 8
 idt:
