@@ -712,8 +712,10 @@ check_book() {
     echo "FAIL lab-book: the student book fails what the book passes:$new" \
          "(see $tree.book)"
   else
-    echo "PASS lab-book (${#labs[@]} handouts in the student book;" \
-         "book-check as in this tree${failed:+, which fails:} $(echo $failed))"
+    local as="book-check passes"
+    [ -z "$failed" ] ||
+      as="book-check as in this tree, which fails $(echo $failed)"
+    echo "PASS lab-book (${#labs[@]} handouts in the student book; $as)"
   fi
 }
 
