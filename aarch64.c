@@ -12,8 +12,9 @@ names. What differs is how Arm spells each idea.
 ## Exception levels, with and without virtualization
 
 An Armv8-A CPU runs at one of four *exception levels* (Arm ARM DDI0487, D1
-"The AArch64 System Level Programmers' Model"): EL0 for programs, EL1 for an operating-system
-kernel, EL2 for a hypervisor and EL3 for the secure monitor (firmware).
+"The AArch64 System Level Programmers' Model"): EL0 for programs, EL1 for
+an operating-system kernel, EL2 for a hypervisor and EL3 for the secure
+monitor (firmware).
 Unlike RISC-V, which added a *mode bit* V beside its privilege levels, Arm
 gave the hypervisor a level of its own, *below* the kernel:
 
@@ -96,7 +97,8 @@ ISB).
         __asm__ volatile("mrs %0, " #r : "=r"(v_));           \
         v_;                                                   \
     })
-#define sysreg_write(r, v) __asm__ volatile("msr " #r ", %0" ::"r"((u64)(v)) : "memory")
+#define sysreg_write(r, v)                                                     \
+    __asm__ volatile("msr " #r ", %0" ::"r"((u64)(v)) : "memory")
 #define isb() __asm__ volatile("isb" ::: "memory")
 #define dsb(opt) __asm__ volatile("dsb " #opt ::: "memory")
 
@@ -114,15 +116,30 @@ description ESR_EL2):
 These are the classes this chapter meets; the run loop handles the first
 four and the 0x18 row, and reports all others.
 
-| EC | exit | from |
-|---|---|---|
-| 0x16 | `HVC` executed at EL1 | the guest calling the hypervisor (PSCI) |
-| 0x17 | `SMC` executed at EL1, trapped by `HCR_EL2.TSC` | the guest calling firmware |
-| 0x24 | data abort from a lower level | a stage-2 fault on a load or store |
-| 0x20 | instruction abort from a lower level | a stage-2 fault on a fetch |
-| 0x01 | `WFI`/`WFE` trapped | (we do not trap them: see `HCR_EL2`) |
-| 0x18 | `MSR`/`MRS`/system instruction trapped | a register we keep from the guest (`handle_sysreg`) |
-| 0x21, 0x25 | instruction or data abort at EL2 itself | a bug in the hypervisor |
++------------+--------------------------------+--------------------------------+
+| EC         | exit                           | from                           |
++============+================================+================================+
+| 0x16       | `HVC` executed at EL1          | the guest calling the          |
+|            |                                | hypervisor (PSCI)              |
++------------+--------------------------------+--------------------------------+
+| 0x17       | `SMC` executed at EL1, trapped | the guest calling firmware     |
+|            | by `HCR_EL2.TSC`               |                                |
++------------+--------------------------------+--------------------------------+
+| 0x24       | data abort from a lower level  | a stage-2 fault on a load or   |
+|            |                                | store                          |
++------------+--------------------------------+--------------------------------+
+| 0x20       | instruction abort from a lower | a stage-2 fault on a fetch     |
+|            | level                          |                                |
++------------+--------------------------------+--------------------------------+
+| 0x01       | `WFI`/`WFE` trapped            | (we do not trap them: see      |
+|            |                                | `HCR_EL2`)                     |
++------------+--------------------------------+--------------------------------+
+| 0x18       | `MSR`/`MRS`/system instruction | a register we keep from the    |
+|            | trapped                        | guest (`handle_sysreg`)        |
++------------+--------------------------------+--------------------------------+
+| 0x21, 0x25 | instruction or data abort at   | a bug in the hypervisor        |
+|            | EL2 itself                     |                                |
++------------+--------------------------------+--------------------------------+
 */
 #define ESR_EC(esr) (((esr) >> 26) & 0x3f)
 #define ESR_IL (1UL << 25)
@@ -274,7 +291,8 @@ arguments.
 #define PSCI_ALREADY_ON (-4L)
 #define PSCI_VERSION_1_1 0x00010001UL
 #define PSCI_AFFINITY_ON 0L
-#define PSCI_TOS_NOT_PRESENT 2L /* MIGRATE_INFO_TYPE: no Trusted OS to migrate */
+/* MIGRATE_INFO_TYPE: no Trusted OS to migrate */
+#define PSCI_TOS_NOT_PRESENT 2L
 
 u64 psci_smc(u64 fn, u64 a1, u64 a2, u64 a3); /* start/aarch64.S */
 u64 psci_hvc(u64 fn, u64 a1, u64 a2, u64 a3);
@@ -291,9 +309,9 @@ way to say "off, with a failure". So on Arm the *output* carries the verdict,
 which is what `run.sh` reads: only after a real guest shutdown does
 `print_success` print `Hypervisor ok!` and the verdict line with this run's
 secret token (`common.h`), and `run.sh` believes nothing else. A guest can
-print `Hypervisor ok!` too, but not a token it has never seen. (QEMU's semihosting could
-report an exit status, but it would also give a guest at EL1 a door to the
-host's files, so it stays off.)
+print `Hypervisor ok!` too, but not a token it has never seen. (QEMU's
+semihosting could report an exit status, but it would also give a guest at
+EL1 a door to the host's files, so it stays off.)
 */
 _Noreturn void power_off(bool success)
 {
@@ -394,15 +412,15 @@ memory, so a guest that turns its own MMU and caches on reads through the
 cache the very bytes the hypervisor wrote *around* it: the same physical
 memory, seen with two different cacheability attributes. The Arm ARM calls
 this *mismatched memory attributes* (DDI0487, B2.8 "Mismatched memory
-attributes", in the chapter on the memory model) and promises coherence only if software
-cleans and invalidates the location to the Point of Coherency after using
-it one way and before using it the other. Otherwise a stale line left in a
-cache (from before the hypervisor wrote, or fetched speculatively) could
-hide the kernel we loaded. So once the guest's RAM holds its kernel,
+attributes", in the chapter on the memory model) and promises coherence only
+if software cleans and invalidates the location to the Point of Coherency
+after using it one way and before using it the other. Otherwise a stale line
+left in a cache (from before the hypervisor wrote, or fetched speculatively)
+could hide the kernel we loaded. So once the guest's RAM holds its kernel,
 `hv_main` has `dcache_clean_inval_poc` clean and invalidate every line of
-it, by virtual address (ours are physical), to the Point of Coherency
-(`DC CIVAC`), and then wait for all of that to finish (`DSB SY`), as KVM
-does for every page it gives a guest.
+it, by virtual address (ours are physical), to the Point of Coherency (`DC
+CIVAC`), and then wait for all of that to finish (`DSB SY`), as KVM does for
+every page it gives a guest.
 
 `CTR_EL0.DminLine` (bits 19..16) is the log2 of the smallest data cache line,
 in 4-byte words: the step of the loop.
@@ -422,14 +440,29 @@ static void dcache_clean_inval_poc(uintptr_t start, size_t size)
 
 ### The machine the guest sees
 
-| IPA | what | how |
-|---|---|---|
-| 0x0400_0000 .. 0x07FF_FFFF | pflash1, 64 MiB | passed through **read-only** on first touch |
-| 0x0800_0000 .. 0x0800_FFFF | GICv3 distributor | emulated |
-| 0x080A_0000 .. 0x080B_FFFF | GICv3 redistributor of CPU 0 | emulated |
-| 0x0900_0000 .. 0x0900_0FFF | PL011 UART | emulated |
-| 0x4000_0000 .. 0x40FF_FFFF | 16 MiB of RAM (Linux: 128 MiB, to 0x47FF_FFFF) | mapped at set-up to host frames |
-| anything else | nothing | a VM fault: reported, the VM stops |
++-------------------------+-------------------------+--------------------------+
+| IPA                     | what                    | how                      |
++=========================+=========================+==========================+
+| 0x0400_0000 ..          | pflash1, 64 MiB         | passed through           |
+| 0x07FF_FFFF             |                         | **read-only** on first   |
+|                         |                         | touch                    |
++-------------------------+-------------------------+--------------------------+
+| 0x0800_0000 ..          | GICv3 distributor       | emulated                 |
+| 0x0800_FFFF             |                         |                          |
++-------------------------+-------------------------+--------------------------+
+| 0x080A_0000 ..          | GICv3 redistributor of  | emulated                 |
+| 0x080B_FFFF             | CPU 0                   |                          |
++-------------------------+-------------------------+--------------------------+
+| 0x0900_0000 ..          | PL011 UART              | emulated                 |
+| 0x0900_0FFF             |                         |                          |
++-------------------------+-------------------------+--------------------------+
+| 0x4000_0000 ..          | 16 MiB of RAM (Linux:   | mapped at set-up to host |
+| 0x40FF_FFFF             | 128 MiB, to             | frames                   |
+|                         | 0x47FF_FFFF)            |                          |
++-------------------------+-------------------------+--------------------------+
+| anything else           | nothing                 | a VM fault: reported,    |
+|                         |                         | the VM stops             |
++-------------------------+-------------------------+--------------------------+
 
 These are the addresses of QEMU's `virt` board, so the guest, written for that
 board, finds everything where it expects. The kernel is loaded where its ELF
@@ -489,11 +522,21 @@ translation tables"). Two pages of level-1 entries cover 2 x 512 GiB: a
 40-bit IPA space, which is what KVM gives a VM by default too. So hvbook
 takes
 
-| PARange | PA bits | IPA bits | `T0SZ` = 64 - IPA bits | first level (`SL0`) | root |
-|---|---|---|---|---|---|
-| 0 | 32 | 32 | 32 | 1 (0b01) | 1 page, 4 entries used |
-| 1 | 36 | 36 | 28 | 1 (0b01) | 1 page, 64 entries used |
-| 2 and up | 40 .. 52 | 40 | 24 | 1 (0b01) | 2 concatenated pages, 8 KiB aligned |
++----------+----------+----------+--------------+--------------+---------------+
+| PARange  | PA bits  | IPA bits | `T0SZ` = 64  | first level  | root          |
+|          |          |          | - IPA bits   | (`SL0`)      |               |
++==========+==========+==========+==============+==============+===============+
+| 0        | 32       | 32       | 32           | 1 (0b01)     | 1 page, 4     |
+|          |          |          |              |              | entries used  |
++----------+----------+----------+--------------+--------------+---------------+
+| 1        | 36       | 36       | 28           | 1 (0b01)     | 1 page, 64    |
+|          |          |          |              |              | entries used  |
++----------+----------+----------+--------------+--------------+---------------+
+| 2 and up | 40 .. 52 | 40       | 24           | 1 (0b01)     | 2             |
+|          |          |          |              |              | concatenated  |
+|          |          |          |              |              | pages, 8 KiB  |
+|          |          |          |              |              | aligned       |
++----------+----------+----------+--------------+--------------+---------------+
 
 and every walk goes level 1, 2 (and 3 for a page). The guest's machine ends
 below 4 GiB, so even the smallest space is enough for it.
@@ -501,17 +544,30 @@ below 4 GiB, so even the smallest space is enough for it.
 `VTCR_EL2` (Arm ARM, register description VTCR_EL2) describes all of this to
 the hardware:
 
-| bits | field | value | meaning |
-|---|---|---|---|
-| 31 | RES1 | 1 | |
-| 19 | VS | 0 | 8-bit VMIDs |
-| 18..16 | PS | PARange, at most 0b101 (48 bits) | physical address size of stage-2 output |
-| 15..14 | TG0 | 0b00 | 4 KiB granule |
-| 13..12 | SH0 | 0b11 | table walks are Inner Shareable |
-| 11..10 | ORGN0 | 0b00 | walks read the tables Non-cacheable (outer) |
-| 9..8 | IRGN0 | 0b00 | and Non-cacheable (inner) |
-| 7..6 | SL0 | 0b01 | the walk starts at level 1 |
-| 5..0 | T0SZ | 64 - IPA bits | size of the IPA space |
++--------+-------+------------------------------+------------------------------+
+| bits   | field | value                        | meaning                      |
++========+=======+==============================+==============================+
+| 31     | RES1  | 1                            |                              |
++--------+-------+------------------------------+------------------------------+
+| 19     | VS    | 0                            | 8-bit VMIDs                  |
++--------+-------+------------------------------+------------------------------+
+| 18..16 | PS    | PARange, at most 0b101 (48   | physical address size of     |
+|        |       | bits)                        | stage-2 output               |
++--------+-------+------------------------------+------------------------------+
+| 15..14 | TG0   | 0b00                         | 4 KiB granule                |
++--------+-------+------------------------------+------------------------------+
+| 13..12 | SH0   | 0b11                         | table walks are Inner        |
+|        |       |                              | Shareable                    |
++--------+-------+------------------------------+------------------------------+
+| 11..10 | ORGN0 | 0b00                         | walks read the tables        |
+|        |       |                              | Non-cacheable (outer)        |
++--------+-------+------------------------------+------------------------------+
+| 9..8   | IRGN0 | 0b00                         | and Non-cacheable (inner)    |
++--------+-------+------------------------------+------------------------------+
+| 7..6   | SL0   | 0b01                         | the walk starts at level 1   |
++--------+-------+------------------------------+------------------------------+
+| 5..0   | T0SZ  | 64 - IPA bits                | size of the IPA space        |
++--------+-------+------------------------------+------------------------------+
 
 Why non-cacheable walks? The hypervisor writes the tables with its data cache
 off (see "Caches" above). A walker allowed to cache them could keep a stale
@@ -536,15 +592,36 @@ bit 0 = 0 is invalid, and any access through it is a *translation fault*.
 The attributes of a stage-2 block or page (Arm ARM, D8 "Stage 2 memory
 region attributes" and "Stage 2 access permissions"):
 
-| bits | field | RAM | device | meaning |
-|---|---|---|---|---|
-| 54 | XN | 0 | 1 | execute never: no instruction fetch from a device |
-| 47..12 | output address | frame | frame | the physical page (or block) |
-| 10 | AF | 1 | 1 | access flag; 0 would fault on first use |
-| 9..8 | SH | 0b11 | 0b00 | shareability: Inner Shareable for RAM |
-| 7..6 | S2AP | 0b11 | 0b11, flash 0b01 | 0b00 none, 0b01 read, 0b10 write, 0b11 read/write |
-| 5..2 | MemAttr | 0b1111 | 0b0001 | Normal Write-Back / Device-nGnRE |
-| 1..0 | type | 0b01 or 0b11 | 0b11 | block, or page |
++--------+----------------+--------------+------------------+------------------+
+| bits   | field          | RAM          | device           | meaning          |
++========+================+==============+==================+==================+
+| 54     | XN             | 0            | 1                | execute never:   |
+|        |                |              |                  | no instruction   |
+|        |                |              |                  | fetch from a     |
+|        |                |              |                  | device           |
++--------+----------------+--------------+------------------+------------------+
+| 47..12 | output address | frame        | frame            | the physical     |
+|        |                |              |                  | page (or block)  |
++--------+----------------+--------------+------------------+------------------+
+| 10     | AF             | 1            | 1                | access flag; 0   |
+|        |                |              |                  | would fault on   |
+|        |                |              |                  | first use        |
++--------+----------------+--------------+------------------+------------------+
+| 9..8   | SH             | 0b11         | 0b00             | shareability:    |
+|        |                |              |                  | Inner Shareable  |
+|        |                |              |                  | for RAM          |
++--------+----------------+--------------+------------------+------------------+
+| 7..6   | S2AP           | 0b11         | 0b11, flash 0b01 | 0b00 none, 0b01  |
+|        |                |              |                  | read, 0b10       |
+|        |                |              |                  | write, 0b11      |
+|        |                |              |                  | read/write       |
++--------+----------------+--------------+------------------+------------------+
+| 5..2   | MemAttr        | 0b1111       | 0b0001           | Normal           |
+|        |                |              |                  | Write-Back /     |
+|        |                |              |                  | Device-nGnRE     |
++--------+----------------+--------------+------------------+------------------+
+| 1..0   | type           | 0b01 or 0b11 | 0b11             | block, or page   |
++--------+----------------+--------------+------------------+------------------+
 
 **MemAttr** is how the hypervisor limits what the guest may assume about
 memory. Stage 1 and stage 2 attributes are *combined*, and the stronger
@@ -579,7 +656,8 @@ A table descriptor has only its type bits and the next table's address.
 #define S2_RAM (S2_MEMATTR_NORMAL_WB | S2AP_RW | S2_SH_INNER | S2_AF)
 #define S2_FLASH (S2_MEMATTR_DEVICE_nGnRE | S2AP_RO | S2_AF | S2_XN)
 
-static u64 *s2_root;        /* the level-1 table: one page, or two concatenated */
+// the level-1 table: one page, or two concatenated
+static u64 *s2_root;
 static u64 s2_root_entries; /* how many entries of it the IPA space uses */
 
 /* The guest's VMID: tags its TLB entries, so that they can never be used for
@@ -610,13 +688,15 @@ static void s2_setup(void)
     u64 parange = sysreg_read(ID_AA64MMFR0_EL1) & 0xf;
     if (parange > 5)
         parange = 5; // 48 bits: the most a 4 KiB granule gives without LPA2
-    int ipa_bits = pa_bits[parange] < IPA_BITS_MAX ? pa_bits[parange] : IPA_BITS_MAX;
+    int ipa_bits =
+        pa_bits[parange] < IPA_BITS_MAX ? pa_bits[parange] : IPA_BITS_MAX;
 
     s2_root_entries = 1UL << (ipa_bits - 30); // level-1 entries map 1 GiB each
     size_t pages = s2_root_entries > 512 ? s2_root_entries / 512 : 1;
     s2_root = page_alloc(pages, pages * PAGE_SIZE);
-    u64 vtcr = VTCR_RES1 | (parange << VTCR_PS_SHIFT) | VTCR_TG0_4K | VTCR_SH0_INNER |
-           VTCR_ORGN0_NC | VTCR_IRGN0_NC | VTCR_SL0_LEVEL1 | (u64)(64 - ipa_bits);
+    u64 vtcr = VTCR_RES1 | (parange << VTCR_PS_SHIFT) | VTCR_TG0_4K |
+               VTCR_SH0_INNER | VTCR_ORGN0_NC | VTCR_IRGN0_NC |
+               VTCR_SL0_LEVEL1 | (u64)(64 - ipa_bits);
     sysreg_write(VTCR_EL2, vtcr);
     sysreg_write(VTTBR_EL2, (GUEST_VMID << 48) | (uintptr_t)s2_root);
     isb();
@@ -674,7 +754,8 @@ static void s2_map(u64 ipa, u64 pa, u64 size, u64 attrs)
     u64 *table = s2_root;
 
     for (int level = 1; level < leaf_level; level++) {
-        u64 index = (ipa >> (39 - 9 * level)) & (level == 1 ? s2_root_entries - 1 : 0x1ff);
+        u64 index = (ipa >> (39 - 9 * level)) &
+                    (level == 1 ? s2_root_entries - 1 : 0x1ff);
         u64 desc = table[index];
         if (!(desc & S2_VALID)) {
             u64 *next = page_alloc(1, PAGE_SIZE);
@@ -688,7 +769,8 @@ static void s2_map(u64 ipa, u64 pa, u64 size, u64 attrs)
     u64 index = (ipa >> (39 - 9 * leaf_level)) & 0x1ff;
     if (table[index] & S2_VALID)
         panic("stage 2: IPA 0x%lx is mapped twice", ipa);
-    table[index] = (pa & S2_ADDR_MASK) | attrs | (leaf_level == 3 ? S2_PAGE : S2_BLOCK);
+    table[index] =
+        (pa & S2_ADDR_MASK) | attrs | (leaf_level == 3 ? S2_PAGE : S2_BLOCK);
     s2_flush_ipa(ipa);
 }
 
@@ -707,7 +789,8 @@ static void guest_ram_setup(u64 size)
     guest_ram_size = size;
     guest_ram = page_alloc(size / PAGE_SIZE, 2 * MiB);
     for (u64 off = 0; off < size; off += 2 * MiB)
-        s2_map(GUEST_RAM_IPA + off, (uintptr_t)guest_ram + off, 2 * MiB, S2_RAM);
+        s2_map(GUEST_RAM_IPA + off, (uintptr_t)guest_ram + off, 2 * MiB,
+               S2_RAM);
 }
 
 /*
@@ -718,11 +801,18 @@ static void guest_ram_setup(u64 size)
 QEMU's `virt` board with `gic-version=3` has an Arm GICv3 (Arm IHI0069,
 "GIC Architecture Specification, GICv3 and GICv4"). It has three parts:
 
-| part | where | what it does |
-|---|---|---|
-| distributor (GICD) | MMIO, 0x0800_0000 | global settings; shared interrupts (SPIs) |
-| redistributor (GICR) | MMIO, 0x080A_0000, one per CPU | that CPU's private interrupts (SGIs, PPIs) |
-| CPU interface | system registers `ICC_*_EL1` | acknowledge and end interrupts, priority mask |
++----------------------+---------------------------+---------------------------+
+| part                 | where                     | what it does              |
++======================+===========================+===========================+
+| distributor (GICD)   | MMIO, 0x0800_0000         | global settings; shared   |
+|                      |                           | interrupts (SPIs)         |
++----------------------+---------------------------+---------------------------+
+| redistributor (GICR) | MMIO, 0x080A_0000, one    | that CPU's private        |
+|                      | per CPU                   | interrupts (SGIs, PPIs)   |
++----------------------+---------------------------+---------------------------+
+| CPU interface        | system registers          | acknowledge and end       |
+|                      | `ICC_*_EL1`               | interrupts, priority mask |
++----------------------+---------------------------+---------------------------+
 
 and, for hypervisors, a **virtual CPU interface** (IHI0069, chapter 6
 "Virtual Interrupt Handling and Prioritization"). With `HCR_EL2.IMO` and
@@ -931,22 +1021,28 @@ static void gic_setup(void)
     // 3. Every SGI and PPI off; PPIs 27 and 26 Group 1, middle priority; 26 on.
     mmio_write32(GICR_BASE + GICR_ICENABLER0, 0xffffffff);
     gicr_wait_rwp();
-    mmio_write32(GICR_BASE + GICR_IGROUPR0, mmio_read32(GICR_BASE + GICR_IGROUPR0) |
-                                            1U << TIMER_PPI | 1U << HV_TIMER_PPI);
+    mmio_write32(GICR_BASE + GICR_IGROUPR0,
+                 mmio_read32(GICR_BASE + GICR_IGROUPR0) | 1U << TIMER_PPI |
+                     1U << HV_TIMER_PPI);
     mmio_write8(GICR_BASE + GICR_IPRIORITYR + TIMER_PPI, HV_TIMER_PRIORITY);
     mmio_write8(GICR_BASE + GICR_IPRIORITYR + HV_TIMER_PPI, HV_TIMER_PRIORITY);
-    mmio_write8(GICR_BASE + GICR_IPRIORITYR + MAINTENANCE_PPI, HV_TIMER_PRIORITY);
-    mmio_write32(GICR_BASE + GICR_IGROUPR0, mmio_read32(GICR_BASE + GICR_IGROUPR0) |
-                                            1U << MAINTENANCE_PPI);
-    mmio_write32(GICR_BASE + GICR_ISENABLER0, 1U << HV_TIMER_PPI | 1U << MAINTENANCE_PPI);
+    mmio_write8(GICR_BASE + GICR_IPRIORITYR + MAINTENANCE_PPI,
+                HV_TIMER_PRIORITY);
+    mmio_write32(GICR_BASE + GICR_IGROUPR0,
+                 mmio_read32(GICR_BASE + GICR_IGROUPR0) |
+                     1U << MAINTENANCE_PPI);
+    mmio_write32(GICR_BASE + GICR_ISENABLER0,
+                 1U << HV_TIMER_PPI | 1U << MAINTENANCE_PPI);
     gicr_wait_rwp();
     // The real PL011's receive interrupt, SPI 33, to this CPU.
     u32 bit = 1U << (UART_SPI % 32);
     u64 aff = sysreg_read(MPIDR_EL1) & 0xff00ffffffUL;
-    mmio_write32(GICD_BASE + GICD_IGROUPR + 4, mmio_read32(GICD_BASE + GICD_IGROUPR + 4) | bit);
+    mmio_write32(GICD_BASE + GICD_IGROUPR + 4,
+                 mmio_read32(GICD_BASE + GICD_IGROUPR + 4) | bit);
     mmio_write8(GICD_BASE + GICD_IPRIORITYR + UART_SPI, HV_TIMER_PRIORITY);
-    mmio_write32(GICD_BASE + GICD_ICFGR + 8, mmio_read32(GICD_BASE + GICD_ICFGR + 8) &
-                                             ~(3U << 2 * (UART_SPI % 16)));
+    mmio_write32(GICD_BASE + GICD_ICFGR + 8,
+                 mmio_read32(GICD_BASE + GICD_ICFGR + 8) &
+                     ~(3U << 2 * (UART_SPI % 16)));
     *(volatile u64 *)(GICD_BASE + GICD_IROUTER + 8 * UART_SPI) = aff;
     mmio_write32(GICD_BASE + GICD_ISENABLER + 4, bit);
     while (mmio_read32(GICD_BASE + GICD_CTLR) & GICD_CTLR_RWP)
@@ -956,10 +1052,12 @@ static void gic_setup(void)
     mmio_write32(PL011_BASE + PL011_IMSC, PL011_INT_RX | PL011_INT_RT);
 
     // 4. and 5. The physical CPU interface, as EL2 sees it.
-    sysreg_write(ICC_SRE_EL2, ICC_SRE_SRE | ICC_SRE_DFB | ICC_SRE_DIB | ICC_SRE_ENABLE);
+    sysreg_write(ICC_SRE_EL2,
+                 ICC_SRE_SRE | ICC_SRE_DFB | ICC_SRE_DIB | ICC_SRE_ENABLE);
     isb();
     if (!(sysreg_read(ICC_SRE_EL2) & ICC_SRE_SRE))
-        panic("GICv3: the system-register CPU interface cannot be enabled at EL2");
+        panic("GICv3: the system-register CPU interface cannot be "
+              "enabled at EL2");
     sysreg_write(ICC_PMR_EL1, 0xff);
     sysreg_write(ICC_BPR1_EL1, 0);
     sysreg_write(ICC_CTLR_EL1, ICC_CTLR_EOIMODE);
@@ -1006,9 +1104,12 @@ struct vcpu {
     u64 hpfar;  /* HPFAR_EL2: faulting IPA, bits 51..12 in 47..4 */
     u64 host[13]; /* host x19..x30 and sp during the guest's turn */
 };
-_Static_assert(offsetof(struct vcpu, elr) == 248, "start/aarch64.S expects elr at 248");
-_Static_assert(offsetof(struct vcpu, hpfar) == 280, "start/aarch64.S expects hpfar at 280");
-_Static_assert(offsetof(struct vcpu, host) == 288, "start/aarch64.S expects host at 288");
+_Static_assert(offsetof(struct vcpu, elr) == 248,
+               "start/aarch64.S expects elr at 248");
+_Static_assert(offsetof(struct vcpu, hpfar) == 280,
+               "start/aarch64.S expects hpfar at 280");
+_Static_assert(offsetof(struct vcpu, host) == 288,
+               "start/aarch64.S expects host at 288");
 
 /* start/aarch64.S: runs the guest, returns at the next exit with its kind. */
 u64 vcpu_enter(struct vcpu *v);
@@ -1026,25 +1127,105 @@ static struct vcpu vcpu;
 Every bit of `HCR_EL2` not listed is 0 (Arm ARM, register description
 HCR_EL2). The ones that matter:
 
-| bit | name | value | why |
-|---|---|---|---|
-| 0 | VM | 1 | stage-2 translation on for EL1 and EL0: isolation |
-| 1 | SWIO | 1 | a guest "invalidate data cache by set/way" cleans as well: it must never discard dirty lines that are not only the guest's |
-| 3 | FMO | 1 | physical FIQs come to EL2; the guest gets *virtual* FIQs and its `ICC_*` accesses go to `ICV_*` |
-| 4 | IMO | 1 | the same for IRQs: the timer's physical IRQ is ours, the guest sees the virtual one we inject |
-| 5 | AMO | 1 | physical SErrors come to EL2: a system error caused while the guest ran is reported, not left to the guest |
-| 13, 14 | TWI, TWE | 0 | `WFI`/`WFE` are *not* trapped: a guest waiting for its timer really sleeps, and the physical IRQ, routed to EL2, wakes the CPU. That holds even for a guest that masked its interrupts first: a physical IRQ that targets EL2 is never masked by the guest's `PSTATE.I` (Arm ARM, D1 "Physical interrupt masking"), and so it is a WFI wake-up event. The hypervisor's own timer (below) gets the CPU back from any `WFI`; trapping them would only add exits |
-| 18 | TID3 | 1 | the *ID registers* of group 3 (`ID_AA64PFR0_EL1` and its neighbours, Op0 3, Op1 0, CRn 0, CRm 1..7) trap: they must not promise what hvbook keeps from the guest. `id_reg_read` answers with the real values, minus SVE and SME (`CPTR_EL2` below traps both) |
-| 19 | TSC | 1 | `SMC` traps to EL2: QEMU's PSCI firmware answers `SMC` and must never see the guest's; we answer for it |
-| 20 | TIDCP | 1 | the *implementation defined* registers (`Op0` = 3, `CRn` = 11 or 15: cache, bus and power controls of this particular core) belong to the physical machine. An access traps, and hvbook answers as a CPU without such a register would: an undefined-instruction exception, delivered to the guest |
-| 21 | TACR | 1 | `ACTLR_EL1`, the implementation defined *auxiliary control* register, also sets behaviour of the physical core. Reads return the value the hypervisor found; writes are ignored |
-| 22 | TSW | 0 | set/way cache maintenance stays the guest's. With `SWIO` an "invalidate by set/way" also cleans, so no dirty line is lost, and the hypervisor keeps nothing in the data cache to lose. (KVM traps these because a guest moved between CPUs cannot clean "its" caches by set/way; one vCPU that never moves can) |
-| 27 | TGE | 0 | the guest's own exceptions (system calls, its page faults) stay at EL1 |
-| 29 | HCD | 0 | `HVC` is enabled: it is the guest's way to call us |
-| 31 | RW | 1 | EL1 is AArch64 |
-| 34 | E2H | 0 | a classic EL2 hypervisor, not a host kernel (no VHE) |
-| 36 | TERR | 1 if present | the RAS *error records* (`ERRIDR_EL1`, `ERRSELR_EL1`, `ERX*_EL1`) report and inject errors of the physical machine. Trapped: `ERRIDR_EL1` reads 0, "no error records", and the others then read as zero and ignore writes, as the Arm ARM makes them for that case. Set only when the CPU has FEAT_RAS (`ID_AA64PFR0_EL1.RAS`, bits 31..28); RES0 otherwise |
-| 40, 41 | APK, API | 1 if present | pointer-authentication keys and instructions are the guest's: do not trap them (set only when the CPU has FEAT_PAuth; RES0 otherwise) |
++--------+----------+--------------+-------------------------------------------+
+| bit    | name     | value        | why                                       |
++========+==========+==============+===========================================+
+| 0      | VM       | 1            | stage-2 translation on for EL1 and EL0:   |
+|        |          |              | isolation                                 |
++--------+----------+--------------+-------------------------------------------+
+| 1      | SWIO     | 1            | a guest "invalidate data cache by         |
+|        |          |              | set/way" cleans as well: it must never    |
+|        |          |              | discard dirty lines that are not only the |
+|        |          |              | guest's                                   |
++--------+----------+--------------+-------------------------------------------+
+| 3      | FMO      | 1            | physical FIQs come to EL2; the guest gets |
+|        |          |              | *virtual* FIQs and its `ICC_*` accesses   |
+|        |          |              | go to `ICV_*`                             |
++--------+----------+--------------+-------------------------------------------+
+| 4      | IMO      | 1            | the same for IRQs: the timer's physical   |
+|        |          |              | IRQ is ours, the guest sees the virtual   |
+|        |          |              | one we inject                             |
++--------+----------+--------------+-------------------------------------------+
+| 5      | AMO      | 1            | physical SErrors come to EL2: a system    |
+|        |          |              | error caused while the guest ran is       |
+|        |          |              | reported, not left to the guest           |
++--------+----------+--------------+-------------------------------------------+
+| 13, 14 | TWI, TWE | 0            | `WFI`/`WFE` are *not* trapped: a guest    |
+|        |          |              | waiting for its timer really sleeps, and  |
+|        |          |              | the physical IRQ, routed to EL2, wakes    |
+|        |          |              | the CPU. That holds even for a guest that |
+|        |          |              | masked its interrupts first: a physical   |
+|        |          |              | IRQ that targets EL2 is never masked by   |
+|        |          |              | the guest's `PSTATE.I` (Arm ARM, D1       |
+|        |          |              | "Physical interrupt masking"), and so it  |
+|        |          |              | is a WFI wake-up event. The hypervisor's  |
+|        |          |              | own timer (below) gets the CPU back from  |
+|        |          |              | any `WFI`; trapping them would only add   |
+|        |          |              | exits                                     |
++--------+----------+--------------+-------------------------------------------+
+| 18     | TID3     | 1            | the *ID registers* of group 3             |
+|        |          |              | (`ID_AA64PFR0_EL1` and its neighbours,    |
+|        |          |              | Op0 3, Op1 0, CRn 0, CRm 1..7) trap: they |
+|        |          |              | must not promise what hvbook keeps from   |
+|        |          |              | the guest. `id_reg_read` answers with the |
+|        |          |              | real values, minus SVE and SME            |
+|        |          |              | (`CPTR_EL2` below traps both)             |
++--------+----------+--------------+-------------------------------------------+
+| 19     | TSC      | 1            | `SMC` traps to EL2: QEMU's PSCI firmware  |
+|        |          |              | answers `SMC` and must never see the      |
+|        |          |              | guest's; we answer for it                 |
++--------+----------+--------------+-------------------------------------------+
+| 20     | TIDCP    | 1            | the *implementation defined* registers    |
+|        |          |              | (`Op0` = 3, `CRn` = 11 or 15: cache, bus  |
+|        |          |              | and power controls of this particular     |
+|        |          |              | core) belong to the physical machine. An  |
+|        |          |              | access traps, and hvbook answers as a CPU |
+|        |          |              | without such a register would: an         |
+|        |          |              | undefined-instruction exception,          |
+|        |          |              | delivered to the guest                    |
++--------+----------+--------------+-------------------------------------------+
+| 21     | TACR     | 1            | `ACTLR_EL1`, the implementation defined   |
+|        |          |              | *auxiliary control* register, also sets   |
+|        |          |              | behaviour of the physical core. Reads     |
+|        |          |              | return the value the hypervisor found;    |
+|        |          |              | writes are ignored                        |
++--------+----------+--------------+-------------------------------------------+
+| 22     | TSW      | 0            | set/way cache maintenance stays the       |
+|        |          |              | guest's. With `SWIO` an "invalidate by    |
+|        |          |              | set/way" also cleans, so no dirty line is |
+|        |          |              | lost, and the hypervisor keeps nothing in |
+|        |          |              | the data cache to lose. (KVM traps these  |
+|        |          |              | because a guest moved between CPUs cannot |
+|        |          |              | clean "its" caches by set/way; one vCPU   |
+|        |          |              | that never moves can)                     |
++--------+----------+--------------+-------------------------------------------+
+| 27     | TGE      | 0            | the guest's own exceptions (system calls, |
+|        |          |              | its page faults) stay at EL1              |
++--------+----------+--------------+-------------------------------------------+
+| 29     | HCD      | 0            | `HVC` is enabled: it is the guest's way   |
+|        |          |              | to call us                                |
++--------+----------+--------------+-------------------------------------------+
+| 31     | RW       | 1            | EL1 is AArch64                            |
++--------+----------+--------------+-------------------------------------------+
+| 34     | E2H      | 0            | a classic EL2 hypervisor, not a host      |
+|        |          |              | kernel (no VHE)                           |
++--------+----------+--------------+-------------------------------------------+
+| 36     | TERR     | 1 if present | the RAS *error records* (`ERRIDR_EL1`,    |
+|        |          |              | `ERRSELR_EL1`, `ERX*_EL1`) report and     |
+|        |          |              | inject errors of the physical machine.    |
+|        |          |              | Trapped: `ERRIDR_EL1` reads 0, "no error  |
+|        |          |              | records", and the others then read as     |
+|        |          |              | zero and ignore writes, as the Arm ARM    |
+|        |          |              | makes them for that case. Set only when   |
+|        |          |              | the CPU has FEAT_RAS                      |
+|        |          |              | (`ID_AA64PFR0_EL1.RAS`, bits 31..28);     |
+|        |          |              | RES0 otherwise                            |
++--------+----------+--------------+-------------------------------------------+
+| 40, 41 | APK, API | 1 if present | pointer-authentication keys and           |
+|        |          |              | instructions are the guest's: do not trap |
+|        |          |              | them (set only when the CPU has           |
+|        |          |              | FEAT_PAuth; RES0 otherwise)               |
++--------+----------+--------------+-------------------------------------------+
 */
 #define HCR_VM (1UL << 0)
 #define HCR_SWIO (1UL << 1)
@@ -1065,15 +1246,56 @@ HCR_EL2). The ones that matter:
 
 Each of these comes out of reset UNKNOWN, so each is written:
 
-| register | value | why |
-|---|---|---|
-| `VTCR_EL2`, `VTTBR_EL2` | section 3 | stage 2, written by `s2_setup` |
-| `CPTR_EL2` | 0x33FF | bits 13, 9, 7..0 are RES1; `TFP` (10) = 0: FP/SIMD registers are the guest's alone, the hypervisor never uses them (`-mgeneral-regs-only`); `TZ` (8) = 1 and `TSM` (12) = 1: SVE and SME trap to us, since their larger state is more than this chapter handles; we report such an exit |
-| `MDCR_EL2` | below | what of debug and the PMU is the guest's |
-| `HSTR_EL2` | 0 | no AArch32 coprocessor traps |
-| `CNTHCTL_EL2` | `EL1PCTEN` = 1, `EL1PCEN` = 0 | the guest may read the physical counter (a clock harms no one) but not program the EL1 *physical* timer: the guest's timer is the virtual one, and the physical timer's interrupt is not one we forward. An access traps (EC 0x18) and is reported |
-| `CNTVOFF_EL2` | 0 | virtual count = physical count, as on a machine with no EL2 |
-| `VPIDR_EL2`, `VMPIDR_EL2` | `MIDR_EL1`, `MPIDR_EL1` | what the guest reads as its CPU model and its CPU number: the real ones, as bare QEMU would show |
++-------------------------+-------------------------+--------------------------+
+| register                | value                   | why                      |
++=========================+=========================+==========================+
+| `VTCR_EL2`, `VTTBR_EL2` | section 3               | stage 2, written by      |
+|                         |                         | `s2_setup`               |
++-------------------------+-------------------------+--------------------------+
+| `CPTR_EL2`              | 0x33FF                  | bits 13, 9, 7..0 are     |
+|                         |                         | RES1; `TFP` (10) = 0:    |
+|                         |                         | FP/SIMD registers are    |
+|                         |                         | the guest's alone, the   |
+|                         |                         | hypervisor never uses    |
+|                         |                         | them                     |
+|                         |                         | (`-mgeneral-regs-only`); |
+|                         |                         | `TZ` (8) = 1 and `TSM`   |
+|                         |                         | (12) = 1: SVE and SME    |
+|                         |                         | trap to us, since their  |
+|                         |                         | larger state is more     |
+|                         |                         | than this chapter        |
+|                         |                         | handles; we report such  |
+|                         |                         | an exit                  |
++-------------------------+-------------------------+--------------------------+
+| `MDCR_EL2`              | below                   | what of debug and the    |
+|                         |                         | PMU is the guest's       |
++-------------------------+-------------------------+--------------------------+
+| `HSTR_EL2`              | 0                       | no AArch32 coprocessor   |
+|                         |                         | traps                    |
++-------------------------+-------------------------+--------------------------+
+| `CNTHCTL_EL2`           | `EL1PCTEN` = 1,         | the guest may read the   |
+|                         | `EL1PCEN` = 0           | physical counter (a      |
+|                         |                         | clock harms no one) but  |
+|                         |                         | not program the EL1      |
+|                         |                         | *physical* timer: the    |
+|                         |                         | guest's timer is the     |
+|                         |                         | virtual one, and the     |
+|                         |                         | physical timer's         |
+|                         |                         | interrupt is not one we  |
+|                         |                         | forward. An access traps |
+|                         |                         | (EC 0x18) and is         |
+|                         |                         | reported                 |
++-------------------------+-------------------------+--------------------------+
+| `CNTVOFF_EL2`           | 0                       | virtual count = physical |
+|                         |                         | count, as on a machine   |
+|                         |                         | with no EL2              |
++-------------------------+-------------------------+--------------------------+
+| `VPIDR_EL2`,            | `MIDR_EL1`, `MPIDR_EL1` | what the guest reads as  |
+| `VMPIDR_EL2`            |                         | its CPU model and its    |
+|                         |                         | CPU number: the real     |
+|                         |                         | ones, as bare QEMU would |
+|                         |                         | show                     |
++-------------------------+-------------------------+--------------------------+
 */
 #define CPTR_EL2_VALUE 0x33ffUL
 #define CNTHCTL_EL1PCTEN (1UL << 0)
@@ -1100,17 +1322,40 @@ has (`ID_AA64DFR0_EL1.PMUVer`, bits 11..8: 1 is PMUv3, 4 is v3p1, 6 is v3p5),
 the access for the guest, with `NSH` cleared in whatever it writes to a
 filter. The guest keeps its counters; it just never counts at EL2.
 
-| bits | field | value | why |
-|---|---|---|---|
-| 4..0 | HPMN | `PMCR_EL0.N` | every event counter is the guest's (none kept for EL2) |
-| 6 | TPM | 1 | PMU registers trap to EL2, so that no filter ever says "count at EL2" |
-| 7 | HPME | 0 | (no counters are kept for EL2, so nothing to enable) |
-| 8 | TDE | 0 | debug exceptions go to the guest, whose debugger it is |
-| 9 | TDA | 0 | breakpoints, watchpoints and `MDSCR_EL1` are the guest's own: their exceptions target EL1, and an exception is never taken to a lower level, so they cannot fire while the hypervisor runs (Arm ARM, D2 "Debug exceptions") |
-| 10 | TDOSA | 0 | the OS lock and power-down registers are the guest's too (Linux clears the OS lock at boot) |
-| 11 | TDRA | 1 | `MDRAR_EL1` holds the *physical* address of the debug ROM table, a fact about the host. Trapped; it reads as 0, "no ROM table" (`Valid` = 0b00) |
-| 17 | HPMD | 1 if PMUv3p1 | no event counting at EL2 (RES0 before PMUv3p1) |
-| 23 | HCCD | 1 if PMUv3p5 | no cycle counting at EL2 (RES0 before PMUv3p5) |
++------+-------+--------------+------------------------------------------------+
+| bits | field | value        | why                                            |
++======+=======+==============+================================================+
+| 4..0 | HPMN  | `PMCR_EL0.N` | every event counter is the guest's (none kept  |
+|      |       |              | for EL2)                                       |
++------+-------+--------------+------------------------------------------------+
+| 6    | TPM   | 1            | PMU registers trap to EL2, so that no filter   |
+|      |       |              | ever says "count at EL2"                       |
++------+-------+--------------+------------------------------------------------+
+| 7    | HPME  | 0            | (no counters are kept for EL2, so nothing to   |
+|      |       |              | enable)                                        |
++------+-------+--------------+------------------------------------------------+
+| 8    | TDE   | 0            | debug exceptions go to the guest, whose        |
+|      |       |              | debugger it is                                 |
++------+-------+--------------+------------------------------------------------+
+| 9    | TDA   | 0            | breakpoints, watchpoints and `MDSCR_EL1` are   |
+|      |       |              | the guest's own: their exceptions target EL1,  |
+|      |       |              | and an exception is never taken to a lower     |
+|      |       |              | level, so they cannot fire while the           |
+|      |       |              | hypervisor runs (Arm ARM, D2 "Debug            |
+|      |       |              | exceptions")                                   |
++------+-------+--------------+------------------------------------------------+
+| 10   | TDOSA | 0            | the OS lock and power-down registers are the   |
+|      |       |              | guest's too (Linux clears the OS lock at boot) |
++------+-------+--------------+------------------------------------------------+
+| 11   | TDRA  | 1            | `MDRAR_EL1` holds the *physical* address of    |
+|      |       |              | the debug ROM table, a fact about the host.    |
+|      |       |              | Trapped; it reads as 0, "no ROM table"         |
+|      |       |              | (`Valid` = 0b00)                               |
++------+-------+--------------+------------------------------------------------+
+| 17   | HPMD  | 1 if PMUv3p1 | no event counting at EL2 (RES0 before PMUv3p1) |
++------+-------+--------------+------------------------------------------------+
+| 23   | HCCD  | 1 if PMUv3p5 | no cycle counting at EL2 (RES0 before PMUv3p5) |
++------+-------+--------------+------------------------------------------------+
 */
 #define MDCR_HPMN_MASK 0x1fUL
 #define MDCR_TPM (1UL << 6)
@@ -1184,14 +1429,15 @@ reset), debug control, timer control, and both EL1 timers (disabled).
 #define SPSR_EL1H_DAIF 0x3c5UL
 #define SCTLR_EL1_RESET 0x30d00800UL
 
-static u64 actlr_at_start; /* ACTLR_EL1 as hvbook found it: what the guest reads */
+// ACTLR_EL1 as hvbook found it: what the guest reads
+static u64 actlr_at_start;
 
 static void vcpu_setup(u64 entry, u64 x0)
 {
-    u64 hcr = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_TID3 | HCR_TSC | HCR_TIDCP |
-              HCR_TACR | HCR_RW;
+    u64 hcr = HCR_VM | HCR_SWIO | HCR_FMO | HCR_IMO | HCR_AMO | HCR_TID3 |
+              HCR_TSC | HCR_TIDCP | HCR_TACR | HCR_RW;
     u64 isar1 = sysreg_read(ID_AA64ISAR1_EL1);
-    // APA (7..4), API (11..8), GPA (27..24), GPI (31..28): any of them means PAuth.
+    // APA (7..4), API (11..8), GPA (27..24), GPI (31..28): any means PAuth.
     if (isar1 & 0xff000ff0UL)
         hcr |= HCR_APK | HCR_API;
     if (ID_PFR0_RAS(sysreg_read(ID_AA64PFR0_EL1)) != 0)
@@ -1202,7 +1448,8 @@ static void vcpu_setup(u64 entry, u64 x0)
     sysreg_write(HSTR_EL2, 0);
     u64 mdcr = MDCR_TDRA;
     u64 pmuver = PMUVER(sysreg_read(ID_AA64DFR0_EL1));
-    if (pmuver >= PMUVER_V3 && pmuver != PMUVER_IMPDEF) { // the PMU fields are RES0 without one
+    // the PMU fields are RES0 without one
+    if (pmuver >= PMUVER_V3 && pmuver != PMUVER_IMPDEF) {
         mdcr |= MDCR_TPM | (PMCR_N(sysreg_read(PMCR_EL0)) & MDCR_HPMN_MASK);
         if (pmuver >= PMUVER_V3P1)
             mdcr |= MDCR_HPMD;
@@ -1265,7 +1512,8 @@ static void vcpu_setup(u64 entry, u64 x0)
     memset(&vcpu, 0, sizeof(vcpu));
     vcpu.elr = entry;
     vcpu.spsr = SPSR_EL1H_DAIF;
-    vcpu.x[0] = x0; // gkernel: 0, as QEMU gives a bare-metal ELF; Linux: its tree
+    // gkernel: 0, as QEMU gives a bare-metal ELF; Linux: its tree
+    vcpu.x[0] = x0;
 }
 
 /*
@@ -1328,7 +1576,13 @@ static u64 exit_counts[EXIT_REASONS];
    hypervisor after a fault, ended by the guest without a normal shutdown
    (a restart request, its only CPU switched off), or stopped when its time
    budget ran out. */
-enum vm_state { VM_RUNNING, VM_SHUTDOWN, VM_FAULT, VM_GUEST_FAILED, VM_OUT_OF_TIME };
+enum vm_state {
+    VM_RUNNING,
+    VM_SHUTDOWN,
+    VM_FAULT,
+    VM_GUEST_FAILED,
+    VM_OUT_OF_TIME
+};
 static enum vm_state vm_state;
 static u64 exit_kind; /* EXIT_KIND_SYNC, _IRQ...: of the exit being handled */
 
@@ -1373,8 +1627,8 @@ static bool hpfar_valid(void)
     u64 ec = ESR_EC(vcpu.esr), iss = ESR_ISS(vcpu.esr);
     u64 type = FSC_TYPE(ISS_FSC(iss));
     return (ec == EC_DABT_LOW || ec == EC_IABT_LOW) &&
-           (type == FSC_TRANSLATION || type == FSC_ACCESS_FLAG || type == FSC_PERMISSION ||
-            (iss & ISS_S1PTW));
+           (type == FSC_TRANSLATION || type == FSC_ACCESS_FLAG ||
+            type == FSC_PERMISSION || (iss & ISS_S1PTW));
 }
 
 static void vm_dump(void)
@@ -1383,16 +1637,18 @@ static void vm_dump(void)
     if (exit_kind != EXIT_KIND_SYNC) {
         printf("  an interrupt exit (no syndrome)  guest pc 0x%lx\n", vcpu.elr);
     } else {
-        printf("  ESR 0x%lx (EC 0x%lx: %s)  guest pc 0x%lx", vcpu.esr, ec, ec_name(ec),
-               vcpu.elr);
+        printf("  ESR 0x%lx (EC 0x%lx: %s)  guest pc 0x%lx", vcpu.esr, ec,
+               ec_name(ec), vcpu.elr);
         if (far_valid())
             printf("  FAR 0x%lx", vcpu.far);
         if (hpfar_valid())
             printf("  HPFAR 0x%lx", vcpu.hpfar);
         printf("\n");
     }
-    printf("  guest x0 0x%lx  x1 0x%lx  x2 0x%lx  x30 0x%lx  sp 0x%lx  spsr 0x%lx\n",
-           vcpu.x[0], vcpu.x[1], vcpu.x[2], vcpu.x[30], sysreg_read(SP_EL1), vcpu.spsr);
+    printf("  guest x0 0x%lx  x1 0x%lx  x2 0x%lx  x30 0x%lx  "
+           "sp 0x%lx  spsr 0x%lx\n",
+           vcpu.x[0], vcpu.x[1], vcpu.x[2], vcpu.x[30], sysreg_read(SP_EL1),
+           vcpu.spsr);
     vm_state = VM_FAULT;
 }
 
@@ -1408,15 +1664,33 @@ static void vm_fault(const char *what)
 The guest sees interrupts only through the list registers (section 4). Each
 holds one virtual interrupt (IHI0069, register description ICH_LR<n>_EL2):
 
-| bits | field | value | meaning |
-|---|---|---|---|
-| 63..62 | State | 0b01 | pending (0b10 active, 0b11 both, 0b00 empty) |
-| 61 | HW | 1 for the timer | tied to a physical interrupt: deactivating one deactivates the other |
-| 60 | Group | the guest's | 1: signalled as a vIRQ, acknowledged with `ICC_IAR1_EL1` |
-| 55..48 | Priority | the guest's | compared with the guest's priority mask |
-| 41 | EOI | 1 for a level interrupt without HW | a maintenance interrupt when the guest deactivates it |
-| 44..32 | pINTID | 27 | (with HW) the physical interrupt to deactivate |
-| 31..0 | vINTID | | what the guest's `ICC_IAR1_EL1` returns |
++--------+----------+----------------------------+-----------------------------+
+| bits   | field    | value                      | meaning                     |
++========+==========+============================+=============================+
+| 63..62 | State    | 0b01                       | pending (0b10 active, 0b11  |
+|        |          |                            | both, 0b00 empty)           |
++--------+----------+----------------------------+-----------------------------+
+| 61     | HW       | 1 for the timer            | tied to a physical          |
+|        |          |                            | interrupt: deactivating one |
+|        |          |                            | deactivates the other       |
++--------+----------+----------------------------+-----------------------------+
+| 60     | Group    | the guest's                | 1: signalled as a vIRQ,     |
+|        |          |                            | acknowledged with           |
+|        |          |                            | `ICC_IAR1_EL1`              |
++--------+----------+----------------------------+-----------------------------+
+| 55..48 | Priority | the guest's                | compared with the guest's   |
+|        |          |                            | priority mask               |
++--------+----------+----------------------------+-----------------------------+
+| 41     | EOI      | 1 for a level interrupt    | a maintenance interrupt     |
+|        |          | without HW                 | when the guest deactivates  |
+|        |          |                            | it                          |
++--------+----------+----------------------------+-----------------------------+
+| 44..32 | pINTID   | 27                         | (with HW) the physical      |
+|        |          |                            | interrupt to deactivate     |
++--------+----------+----------------------------+-----------------------------+
+| 31..0  | vINTID   |                            | what the guest's            |
+|        |          |                            | `ICC_IAR1_EL1` returns      |
++--------+----------+----------------------------+-----------------------------+
 
 Interrupts reach the guest from three kinds of source, and `vgic` (the
 guest's distributor and redistributor settings, which `gic_emulate` below
@@ -1578,13 +1852,24 @@ An IRQ exit. Acknowledge the physical interrupt (`ICC_IAR1_EL1` gives its
 INTID and makes it active), drop its running priority (`ICC_EOIR1_EL1`:
 with `EOImode` = 1 that is all it does), and then, by INTID:
 
-| INTID | what | done |
-|---|---|---|
-| 27 | the guest's virtual timer | `inject_timer`: it stays physically active until the guest ends the virtual one |
-| 26 | the hypervisor's timer: the budget is spent | the run ends with `report_budget_spent` and a failure status |
-| 25 | the maintenance interrupt | `handle_maintenance` |
-| 33 | the real PL011 received something | `uart_receive` |
-| any other | hvbook enabled no other | reported; the VM stops |
++-----------+--------------------------------+---------------------------------+
+| INTID     | what                           | done                            |
++===========+================================+=================================+
+| 27        | the guest's virtual timer      | `inject_timer`: it stays        |
+|           |                                | physically active until the     |
+|           |                                | guest ends the virtual one      |
++-----------+--------------------------------+---------------------------------+
+| 26        | the hypervisor's timer: the    | the run ends with               |
+|           | budget is spent                | `report_budget_spent` and a     |
+|           |                                | failure status                  |
++-----------+--------------------------------+---------------------------------+
+| 25        | the maintenance interrupt      | `handle_maintenance`            |
++-----------+--------------------------------+---------------------------------+
+| 33        | the real PL011 received        | `uart_receive`                  |
+|           | something                      |                                 |
++-----------+--------------------------------+---------------------------------+
+| any other | hvbook enabled no other        | reported; the VM stops          |
++-----------+--------------------------------+---------------------------------+
 
 All but 27 are deactivated here (`ICC_DIR_EL1`) once handled.
 
@@ -1699,18 +1984,58 @@ hvbook implements PSCI 1.1 (Arm DEN0022) for a machine with one CPU: every
 function a kernel needs to find out what it runs on and to stop it, each
 answering what the specification requires for that machine:
 
-| function | id (SMC32 / SMC64) | what hvbook answers |
-|---|---|---|
-| `PSCI_VERSION` | 0x8400_0000 | 1.1, as QEMU's own PSCI |
-| `CPU_SUSPEND` | 0x8400_0001 / 0xC400_0001 | a *standby* state at power level 0 (the core waits for an interrupt, like `WFI`), then `SUCCESS`; `INVALID_PARAMETERS` for a power-down state or a higher level, which hvbook does not offer |
-| `CPU_OFF` | 0x8400_0002 | the only CPU goes off, and nothing is left to switch it on again: the run ends, as a failure (the guest never said it was done) |
-| `CPU_ON` | 0x8400_0003 / 0xC400_0003 | `ALREADY_ON` (-4) for the guest's own MPIDR, `INVALID_PARAMETERS` (-2) for any other: there is no other CPU |
-| `AFFINITY_INFO` | 0x8400_0004 / 0xC400_0004 | `ON` (0) for the guest's own MPIDR at affinity level 0; `INVALID_PARAMETERS` for another CPU or level |
-| `MIGRATE_INFO_TYPE` | 0x8400_0006 | 2: no Trusted OS that would need migrating |
-| `SYSTEM_OFF` | 0x8400_0008 | `Guest: PSCI SYSTEM_OFF`; the VM stops normally |
-| `SYSTEM_RESET` | 0x8400_0009 | the guest asked for a restart; hvbook does not restart guests, so the run ends as a failure |
-| `PSCI_FEATURES` | 0x8400_000A | 0 (supported) for each id in this table, `NOT_SUPPORTED` for any other |
-| anything else | | `NOT_SUPPORTED` (-1) in `x0`, and the guest goes on |
++---------------------+---------------------------+----------------------------+
+| function            | id (SMC32 / SMC64)        | what hvbook answers        |
++=====================+===========================+============================+
+| `PSCI_VERSION`      | 0x8400_0000               | 1.1, as QEMU's own PSCI    |
++---------------------+---------------------------+----------------------------+
+| `CPU_SUSPEND`       | 0x8400_0001 / 0xC400_0001 | a *standby* state at power |
+|                     |                           | level 0 (the core waits    |
+|                     |                           | for an interrupt, like     |
+|                     |                           | `WFI`), then `SUCCESS`;    |
+|                     |                           | `INVALID_PARAMETERS` for a |
+|                     |                           | power-down state or a      |
+|                     |                           | higher level, which hvbook |
+|                     |                           | does not offer             |
++---------------------+---------------------------+----------------------------+
+| `CPU_OFF`           | 0x8400_0002               | the only CPU goes off, and |
+|                     |                           | nothing is left to switch  |
+|                     |                           | it on again: the run ends, |
+|                     |                           | as a failure (the guest    |
+|                     |                           | never said it was done)    |
++---------------------+---------------------------+----------------------------+
+| `CPU_ON`            | 0x8400_0003 / 0xC400_0003 | `ALREADY_ON` (-4) for the  |
+|                     |                           | guest's own MPIDR,         |
+|                     |                           | `INVALID_PARAMETERS` (-2)  |
+|                     |                           | for any other: there is no |
+|                     |                           | other CPU                  |
++---------------------+---------------------------+----------------------------+
+| `AFFINITY_INFO`     | 0x8400_0004 / 0xC400_0004 | `ON` (0) for the guest's   |
+|                     |                           | own MPIDR at affinity      |
+|                     |                           | level 0;                   |
+|                     |                           | `INVALID_PARAMETERS` for   |
+|                     |                           | another CPU or level       |
++---------------------+---------------------------+----------------------------+
+| `MIGRATE_INFO_TYPE` | 0x8400_0006               | 2: no Trusted OS that      |
+|                     |                           | would need migrating       |
++---------------------+---------------------------+----------------------------+
+| `SYSTEM_OFF`        | 0x8400_0008               | `Guest: PSCI SYSTEM_OFF`;  |
+|                     |                           | the VM stops normally      |
++---------------------+---------------------------+----------------------------+
+| `SYSTEM_RESET`      | 0x8400_0009               | the guest asked for a      |
+|                     |                           | restart; hvbook does not   |
+|                     |                           | restart guests, so the run |
+|                     |                           | ends as a failure          |
++---------------------+---------------------------+----------------------------+
+| `PSCI_FEATURES`     | 0x8400_000A               | 0 (supported) for each id  |
+|                     |                           | in this table,             |
+|                     |                           | `NOT_SUPPORTED` for any    |
+|                     |                           | other                      |
++---------------------+---------------------------+----------------------------+
+| anything else       |                           | `NOT_SUPPORTED` (-1) in    |
+|                     |                           | `x0`, and the guest goes   |
+|                     |                           | on                         |
++---------------------+---------------------------+----------------------------+
 
 Why is `SYSTEM_RESET` a failure? Because that is how a kernel says something
 went wrong: hvbook's guest calls it when its own self-check fails, and
@@ -1745,9 +2070,14 @@ Identifiers").
 static bool psci_supported(u32 fn)
 {
     switch (fn) {
-    case PSCI_VERSION: case PSCI_CPU_OFF: case PSCI_CPU_ON_32: case PSCI_CPU_ON_64:
+    case PSCI_VERSION:
+    case PSCI_CPU_OFF:
+    case PSCI_CPU_ON_32:
+    case PSCI_CPU_ON_64:
     case PSCI_CPU_SUSPEND_32: case PSCI_CPU_SUSPEND_64:
-    case PSCI_AFFINITY_INFO_32: case PSCI_AFFINITY_INFO_64: case PSCI_MIGRATE_INFO_TYPE:
+    case PSCI_AFFINITY_INFO_32:
+    case PSCI_AFFINITY_INFO_64:
+    case PSCI_MIGRATE_INFO_TYPE:
     case PSCI_SYSTEM_OFF: case PSCI_SYSTEM_RESET: case PSCI_FEATURES:
         return true;
     }
@@ -1758,7 +2088,8 @@ static bool psci_is_this_cpu(u32 fn, u64 mpidr)
 {
     if (!(fn & PSCI_SMC64))
         mpidr &= 0xffffffffUL;
-    return (mpidr & MPIDR_AFFINITY_MASK) == (sysreg_read(VMPIDR_EL2) & MPIDR_AFFINITY_MASK);
+    return (mpidr & MPIDR_AFFINITY_MASK) ==
+           (sysreg_read(VMPIDR_EL2) & MPIDR_AFFINITY_MASK);
 }
 
 #define PSCI_STATE_POWERDOWN (1U << 16)
@@ -1766,7 +2097,8 @@ static bool psci_is_this_cpu(u32 fn, u64 mpidr)
 
 static i64 psci_cpu_suspend(u32 power_state)
 {
-    if ((power_state & PSCI_STATE_POWERDOWN) || PSCI_STATE_LEVEL(power_state) != 0)
+    if ((power_state & PSCI_STATE_POWERDOWN) ||
+        PSCI_STATE_LEVEL(power_state) != 0)
         return PSCI_INVALID_PARAMETERS;
     if (vgic.dirty)
         vgic_flush();
@@ -1797,7 +2129,8 @@ static void handle_hypercall(bool smc)
         ret = PSCI_VERSION_1_1;
         break;
     case PSCI_FEATURES:
-        ret = psci_supported((u32)vcpu.x[1]) ? PSCI_SUCCESS : SMCCC_NOT_SUPPORTED;
+        ret =
+            psci_supported((u32)vcpu.x[1]) ? PSCI_SUCCESS : SMCCC_NOT_SUPPORTED;
         break;
     case PSCI_CPU_SUSPEND_32:
     case PSCI_CPU_SUSPEND_64:
@@ -1805,19 +2138,21 @@ static void handle_hypercall(bool smc)
         break;
     case PSCI_CPU_ON_32:
     case PSCI_CPU_ON_64:
-        ret = psci_is_this_cpu(fn, vcpu.x[1]) ? PSCI_ALREADY_ON : PSCI_INVALID_PARAMETERS;
+        ret = psci_is_this_cpu(fn, vcpu.x[1]) ? PSCI_ALREADY_ON
+                                              : PSCI_INVALID_PARAMETERS;
         break;
     case PSCI_AFFINITY_INFO_32:
     case PSCI_AFFINITY_INFO_64:
-        ret = psci_is_this_cpu(fn, vcpu.x[1]) && (u32)vcpu.x[2] == 0 ? PSCI_AFFINITY_ON
-                                                                      : PSCI_INVALID_PARAMETERS;
+        ret = psci_is_this_cpu(fn, vcpu.x[1]) && (u32)vcpu.x[2] == 0
+                  ? PSCI_AFFINITY_ON
+                  : PSCI_INVALID_PARAMETERS;
         break;
     case PSCI_MIGRATE_INFO_TYPE:
         ret = PSCI_TOS_NOT_PRESENT;
         break;
     case PSCI_CPU_OFF:
-        printf("Guest: PSCI CPU_OFF on its only CPU: nothing can switch it on again; "
-               "the run ends as a failure\n");
+        printf("Guest: PSCI CPU_OFF on its only CPU: nothing can switch "
+               "it on again; the run ends as a failure\n");
         vm_state = VM_GUEST_FAILED;
         return;
     case PSCI_SYSTEM_OFF:
@@ -1825,8 +2160,8 @@ static void handle_hypercall(bool smc)
         vm_state = VM_SHUTDOWN;
         return;
     case PSCI_SYSTEM_RESET:
-        printf("Guest: PSCI SYSTEM_RESET: the guest asked for a restart; hvbook does not "
-               "restart guests: the run ends as a failure\n");
+        printf("Guest: PSCI SYSTEM_RESET: the guest asked for a restart; "
+               "hvbook does not restart guests: the run ends as a failure\n");
         vm_state = VM_GUEST_FAILED;
         return;
     }
@@ -1877,8 +2212,9 @@ static bool mmio_emulate(u64 ipa, u64 base, device_model model)
 {
     u64 iss = ESR_ISS(vcpu.esr);
     if (!(iss & ISS_ISV)) {
-        printf("VM fault: the guest accessed device IPA 0x%lx with an instruction that "
-               "cannot be emulated (ISV = 0: a load/store pair or writeback)\n", ipa);
+        printf("VM fault: the guest accessed device IPA 0x%lx with an "
+               "instruction that cannot be emulated (ISV = 0: a load/store "
+               "pair or writeback)\n", ipa);
         return false;
     }
     struct mmio_access a = {
@@ -1892,8 +2228,9 @@ static bool mmio_emulate(u64 ipa, u64 base, device_model model)
     if (a.write)
         a.value = (reg == 31 ? 0 : vcpu.x[reg]) & mask;
     if ((a.offset & (u64)(a.size - 1)) != 0 || !model(&a)) {
-        printf("VM fault: the guest %s IPA 0x%lx with a %d-byte access, which that "
-               "register does not accept\n", a.write ? "wrote" : "read", ipa, a.size);
+        printf("VM fault: the guest %s IPA 0x%lx with a %d-byte access, "
+               "which that register does not accept\n",
+               a.write ? "wrote" : "read", ipa, a.size);
         return false;
     }
     if (!a.write) {
@@ -1917,19 +2254,60 @@ driver uses, as a UART whose transmitter is always ready (every byte goes
 straight to hvbook's console) and whose receiver holds what is typed on the
 host's terminal (`uart_receive`, below), in a FIFO of 32 characters:
 
-| offset | register | read | write |
-|---|---|---|---|
-| 0x000 | `UARTDR` | the oldest character received (0 if none) | the byte goes to hvbook's console |
-| 0x018 | `UARTFR` | `TXFE` (bit 7): transmit FIFO empty, always; `RXFE` (bit 4) when nothing was received, `RXFF` (bit 6) when the FIFO is full; `TXFF`, `BUSY` clear | ignored |
-| 0x024, 0x028 | `UARTIBRD`, `UARTFBRD` | what was last written | kept |
-| 0x02C, 0x030 | `UARTLCR_H`, `UARTCR` | what was last written (`CR` resets to 0x300: TX and RX enabled) | kept |
-| 0x034, 0x038 | `UARTIFLS`, `UARTIMSC` | what was last written (`IFLS` resets to 0x12) | kept |
-| 0x03C | `UARTRIS` | raw interrupts: `RX` (bit 4) while a character waits, `TX` (bit 5) always | |
-| 0x040 | `UARTMIS` | `UARTRIS` & `UARTIMSC` | |
-| 0x044 | `UARTICR` | | nothing to clear: both conditions last as long as their cause |
-| 0x048 | `UARTDMACR` | what was last written | kept |
-| 0xFE0 .. 0xFFC | peripheral and PrimeCell IDs | the PL011's (0x11, 0x10, 0x14, 0x00; 0x0D, 0xF0, 0x05, 0xB1) | ignored |
-| any other | | 0 | ignored |
++----------------+-------------------+--------------------+--------------------+
+| offset         | register          | read               | write              |
++================+===================+====================+====================+
+| 0x000          | `UARTDR`          | the oldest         | the byte goes to   |
+|                |                   | character received | hvbook's console   |
+|                |                   | (0 if none)        |                    |
++----------------+-------------------+--------------------+--------------------+
+| 0x018          | `UARTFR`          | `TXFE` (bit 7):    | ignored            |
+|                |                   | transmit FIFO      |                    |
+|                |                   | empty, always;     |                    |
+|                |                   | `RXFE` (bit 4)     |                    |
+|                |                   | when nothing was   |                    |
+|                |                   | received, `RXFF`   |                    |
+|                |                   | (bit 6) when the   |                    |
+|                |                   | FIFO is full;      |                    |
+|                |                   | `TXFF`, `BUSY`     |                    |
+|                |                   | clear              |                    |
++----------------+-------------------+--------------------+--------------------+
+| 0x024, 0x028   | `UARTIBRD`,       | what was last      | kept               |
+|                | `UARTFBRD`        | written            |                    |
++----------------+-------------------+--------------------+--------------------+
+| 0x02C, 0x030   | `UARTLCR_H`,      | what was last      | kept               |
+|                | `UARTCR`          | written (`CR`      |                    |
+|                |                   | resets to 0x300:   |                    |
+|                |                   | TX and RX enabled) |                    |
++----------------+-------------------+--------------------+--------------------+
+| 0x034, 0x038   | `UARTIFLS`,       | what was last      | kept               |
+|                | `UARTIMSC`        | written (`IFLS`    |                    |
+|                |                   | resets to 0x12)    |                    |
++----------------+-------------------+--------------------+--------------------+
+| 0x03C          | `UARTRIS`         | raw interrupts:    |                    |
+|                |                   | `RX` (bit 4) while |                    |
+|                |                   | a character waits, |                    |
+|                |                   | `TX` (bit 5)       |                    |
+|                |                   | always             |                    |
++----------------+-------------------+--------------------+--------------------+
+| 0x040          | `UARTMIS`         | `UARTRIS` &        |                    |
+|                |                   | `UARTIMSC`         |                    |
++----------------+-------------------+--------------------+--------------------+
+| 0x044          | `UARTICR`         |                    | nothing to clear:  |
+|                |                   |                    | both conditions    |
+|                |                   |                    | last as long as    |
+|                |                   |                    | their cause        |
++----------------+-------------------+--------------------+--------------------+
+| 0x048          | `UARTDMACR`       | what was last      | kept               |
+|                |                   | written            |                    |
++----------------+-------------------+--------------------+--------------------+
+| 0xFE0 .. 0xFFC | peripheral and    | the PL011's (0x11, | ignored            |
+|                | PrimeCell IDs     | 0x10, 0x14, 0x00;  |                    |
+|                |                   | 0x0D, 0xF0, 0x05,  |                    |
+|                |                   | 0xB1)              |                    |
++----------------+-------------------+--------------------+--------------------+
+| any other      |                   | 0                  | ignored            |
++----------------+-------------------+--------------------+--------------------+
 
 Keeping a *shadow* of the configuration registers matters for a driver that
 reads back what it wrote (say, read-modify-write of `UARTCR`); none of it
@@ -1976,7 +2354,8 @@ static u32 vuart_regs[0x50 / 4] = {
 static struct {
     u8 fifo[VUART_FIFO]; /* received, oldest at `head` */
     u32 head, count;
-    bool held;           /* the FIFO filled up: the real UART is not listened to */
+    // the FIFO filled up: the real UART is not listened to
+    bool held;
 } vuart;
 
 static u32 vuart_ris(void)
@@ -2011,7 +2390,8 @@ static void uart_receive(void)
         vuart.count++;
     }
     vuart.held = vuart.count == VUART_FIFO;
-    mmio_write32(PL011_BASE + PL011_IMSC, vuart.held ? 0 : PL011_INT_RX | PL011_INT_RT);
+    mmio_write32(PL011_BASE + PL011_IMSC,
+                 vuart.held ? 0 : PL011_INT_RX | PL011_INT_RT);
     vuart_update();
 }
 
@@ -2080,24 +2460,68 @@ SGIs and PPIs they are in the redistributor's SGI frame, for the SPIs in
 the distributor, whose word 0 is reserved once affinity routing is on
 (IHI0069, 12.9 "The GIC Distributor register descriptions").
 
-| register | read | write |
-|---|---|---|
-| `GICD_CTLR` | the enables written, with `ARE` (bit 4) and `DS` (bit 6) always 1: affinity routing, a single security state; `RWP` 0 | bits 0, 1 kept |
-| `GICD_TYPER` | the real GIC's, with `ITLinesNumber` = 1 (64 INTIDs) and no LPIs, no message-based or extended SPIs | ignored |
-| `GICD_TYPER2` | 0: no virtual SGIs, no extended PPIs | ignored |
-| `GICD_IIDR`, `GICD_PIDR2` | the real GIC's | ignored |
-| `IGROUPR` | the groups | kept: the group of an injected interrupt |
-| `ISENABLER`, `ICENABLER` | the enabled set | set / clear bits |
-| `ISPENDR`, `ICPENDR` | pending: waiting, a line high, or in a list register as pending | set makes an edge wait; clear withdraws |
-| `ISACTIVER`, `ICACTIVER` | active: in a list register as active | `ICACTIVER` ends it; `ISACTIVER` is ignored |
-| `IPRIORITYR` | as written (byte or word) | kept: the priority of an injected interrupt |
-| `GICR_ICFGR0` | 0xAAAA_AAAA: SGIs are edge-triggered | ignored |
-| `GICR_ICFGR1`, `GICD_ICFGR2`, `3` | as written | kept |
-| `GICD_IROUTER<n>` | as written (affinity and mode bits) | kept: there is only one CPU to route to |
-| `GICR_WAKER` | `ChildrenAsleep` (bit 2) = `ProcessorSleep` (bit 1): waking is instant | `ProcessorSleep` kept |
-| `GICR_TYPER`, `GICR_IIDR`, `GICR_PIDR2` | the real redistributor's, `TYPER` with `Last` set and no LPIs | ignored |
-| `GICR_CTLR` | 0: no LPIs, no register write pending | ignored |
-| any other | 0 | ignored |
++-------------------------+-------------------------+--------------------------+
+| register                | read                    | write                    |
++=========================+=========================+==========================+
+| `GICD_CTLR`             | the enables written,    | bits 0, 1 kept           |
+|                         | with `ARE` (bit 4) and  |                          |
+|                         | `DS` (bit 6) always 1:  |                          |
+|                         | affinity routing, a     |                          |
+|                         | single security state;  |                          |
+|                         | `RWP` 0                 |                          |
++-------------------------+-------------------------+--------------------------+
+| `GICD_TYPER`            | the real GIC's, with    | ignored                  |
+|                         | `ITLinesNumber` = 1 (64 |                          |
+|                         | INTIDs) and no LPIs, no |                          |
+|                         | message-based or        |                          |
+|                         | extended SPIs           |                          |
++-------------------------+-------------------------+--------------------------+
+| `GICD_TYPER2`           | 0: no virtual SGIs, no  | ignored                  |
+|                         | extended PPIs           |                          |
++-------------------------+-------------------------+--------------------------+
+| `GICD_IIDR`,            | the real GIC's          | ignored                  |
+| `GICD_PIDR2`            |                         |                          |
++-------------------------+-------------------------+--------------------------+
+| `IGROUPR`               | the groups              | kept: the group of an    |
+|                         |                         | injected interrupt       |
++-------------------------+-------------------------+--------------------------+
+| `ISENABLER`,            | the enabled set         | set / clear bits         |
+| `ICENABLER`             |                         |                          |
++-------------------------+-------------------------+--------------------------+
+| `ISPENDR`, `ICPENDR`    | pending: waiting, a     | set makes an edge wait;  |
+|                         | line high, or in a list | clear withdraws          |
+|                         | register as pending     |                          |
++-------------------------+-------------------------+--------------------------+
+| `ISACTIVER`,            | active: in a list       | `ICACTIVER` ends it;     |
+| `ICACTIVER`             | register as active      | `ISACTIVER` is ignored   |
++-------------------------+-------------------------+--------------------------+
+| `IPRIORITYR`            | as written (byte or     | kept: the priority of an |
+|                         | word)                   | injected interrupt       |
++-------------------------+-------------------------+--------------------------+
+| `GICR_ICFGR0`           | 0xAAAA_AAAA: SGIs are   | ignored                  |
+|                         | edge-triggered          |                          |
++-------------------------+-------------------------+--------------------------+
+| `GICR_ICFGR1`,          | as written              | kept                     |
+| `GICD_ICFGR2`, `3`      |                         |                          |
++-------------------------+-------------------------+--------------------------+
+| `GICD_IROUTER<n>`       | as written (affinity    | kept: there is only one  |
+|                         | and mode bits)          | CPU to route to          |
++-------------------------+-------------------------+--------------------------+
+| `GICR_WAKER`            | `ChildrenAsleep` (bit   | `ProcessorSleep` kept    |
+|                         | 2) = `ProcessorSleep`   |                          |
+|                         | (bit 1): waking is      |                          |
+|                         | instant                 |                          |
++-------------------------+-------------------------+--------------------------+
+| `GICR_TYPER`,           | the real                | ignored                  |
+| `GICR_IIDR`,            | redistributor's,        |                          |
+| `GICR_PIDR2`            | `TYPER` with `Last` set |                          |
+|                         | and no LPIs             |                          |
++-------------------------+-------------------------+--------------------------+
+| `GICR_CTLR`             | 0: no LPIs, no register | ignored                  |
+|                         | write pending           |                          |
++-------------------------+-------------------------+--------------------------+
+| any other               | 0                       | ignored                  |
++-------------------------+-------------------------+--------------------------+
 
 Everything else reads as zero and ignores writes, as the GIC specification
 asks of reserved registers. None of it touches the physical GIC, with one
@@ -2119,14 +2543,16 @@ not pass for a 32-bit one.
 #define GICD_TYPER_HIDE 0x7f91fU  /* DVIS (18), LPIS (17), MBIS (16), num_LPIs
                                      (15..11), ESPI (8), ITLinesNumber (4..0) */
 #define GICD_TYPER_64_INTIDS 1U   /* ITLinesNumber: 32 * (N + 1) INTIDs */
-#define GICD_IROUTER_MASK 0xff80ffffffUL /* Aff3, Interrupt_Routing_Mode, Aff2..0 */
+/* Aff3, Interrupt_Routing_Mode, Aff2..0 */
+#define GICD_IROUTER_MASK 0xff80ffffffUL
 #define GICR_TYPER_LAST (1UL << 4)
 #define GICR_TYPER_HIDE 0xbUL     /* PLPIS (0), VLPIS (1), DirectLPI (3) */
 
 static void gic_sync_timer_enable(void)
 {
     bool on = vgic_forwarded(TIMER_PPI);
-    mmio_write32(GICR_BASE + (on ? GICR_ISENABLER0 : GICR_ICENABLER0), 1U << TIMER_PPI);
+    mmio_write32(GICR_BASE + (on ? GICR_ISENABLER0 : GICR_ICENABLER0),
+                 1U << TIMER_PPI);
     gicr_wait_rwp();
     if (!on)
         withdraw_timer();
@@ -2189,7 +2615,9 @@ static void vgic_bank(int bank, int word, struct mmio_access *a)
         return;
     }
     switch (bank) {
-    case BANK_GROUP: vgic.group = (vgic.group & ~(0xffffffffUL << shift)) | v; break;
+    case BANK_GROUP:
+        vgic.group = (vgic.group & ~(0xffffffffUL << shift)) | v;
+        break;
     case BANK_SET_ENABLE: vgic.enabled |= v; break;
     case BANK_CLEAR_ENABLE: vgic.enabled &= ~v; break;
     case BANK_SET_PENDING: vgic.pending |= v; break;
@@ -2227,7 +2655,8 @@ static bool gicd_emulate(struct mmio_access *a)
         int shift = a->size == 4 && (off & 4) ? 32 : 0; // the high half
         u64 mask = (a->size == 8 ? ~0UL : 0xffffffffUL) << shift;
         if (a->write)
-            *r = (*r & ~mask) | ((a->value << shift) & mask & GICD_IROUTER_MASK);
+            *r =
+                (*r & ~mask) | ((a->value << shift) & mask & GICD_IROUTER_MASK);
         else
             a->value = (*r & mask) >> shift;
         return true;
@@ -2256,7 +2685,8 @@ static bool gicd_emulate(struct mmio_access *a)
     }
     if (a->write) {
         if (off == GICD_CTLR) {
-            vgic.gicd_ctlr = (u32)a->value & (GICD_CTLR_ENABLE_GRP0 | GICD_CTLR_ENABLE_GRP1);
+            vgic.gicd_ctlr =
+                (u32)a->value & (GICD_CTLR_ENABLE_GRP0 | GICD_CTLR_ENABLE_GRP1);
             gic_sync_timer_enable();
             vgic.dirty = true;
         }
@@ -2305,8 +2735,10 @@ static bool gicr_emulate(struct mmio_access *a)
     if (a->write) {
         switch (off) {
         case GICR_WAKER:
-            vgic.waker = v & GICR_WAKER_PROCESSOR_SLEEP ? GICR_WAKER_PROCESSOR_SLEEP |
-                                                          GICR_WAKER_CHILDREN_ASLEEP : 0;
+            vgic.waker =
+                v & GICR_WAKER_PROCESSOR_SLEEP
+                    ? GICR_WAKER_PROCESSOR_SLEEP | GICR_WAKER_CHILDREN_ASLEEP
+                    : 0;
             break;
         case GICR_ICFGR1:
             vgic.icfgr[1] = v;
@@ -2338,9 +2770,9 @@ static bool gicr_emulate(struct mmio_access *a)
 A stage-2 fault means the guest touched an IPA that stage 2 does not map.
 `HPFAR_EL2` gives the page, `FAR_EL2` the offset inside it.
 
-hvbook's rule of the house is *resource control* (see the preface): guest RAM is mapped
-up front; the pflash window is passed through; the UART and the GIC are
-emulated; *nothing* else is reachable.
+hvbook's rule of the house is *resource control* (see the preface): guest
+RAM is mapped up front; the pflash window is passed through; the UART and
+the GIC are emulated; *nothing* else is reachable.
 
 - **pflash**: a first *read* maps that 4 KiB page of the real device
   straight through (IPA = PA, the device's own address) as read-only Device
@@ -2365,7 +2797,8 @@ static void handle_stage2_fault(bool fetch)
 {
     u64 ipa = fault_ipa();
     u64 iss = ESR_ISS(vcpu.esr);
-    bool plain = FSC_TYPE(ISS_FSC(iss)) == FSC_TRANSLATION && !(iss & ISS_S1PTW) && !fetch;
+    bool plain = FSC_TYPE(ISS_FSC(iss)) == FSC_TRANSLATION &&
+                 !(iss & ISS_S1PTW) && !fetch;
 
     if (plain && !(iss & ISS_WNR) && in_window(ipa, PFLASH_IPA, PFLASH_SIZE)) {
         u64 page = ALIGN_DOWN(ipa, PAGE_SIZE);
@@ -2379,24 +2812,30 @@ static void handle_stage2_fault(bool fetch)
             vm_dump();
         return;
     }
-    if (plain && (in_window(ipa, GICD_BASE, GICD_SIZE) || in_window(ipa, GICR_BASE, GICR_SIZE))) {
+    if (plain && (in_window(ipa, GICD_BASE, GICD_SIZE) ||
+                  in_window(ipa, GICR_BASE, GICR_SIZE))) {
         exit_counts[EXIT_GIC]++;
         bool d = in_window(ipa, GICD_BASE, GICD_SIZE);
-        if (!mmio_emulate(ipa, d ? GICD_BASE : GICR_BASE, d ? gicd_emulate : gicr_emulate))
+        if (!mmio_emulate(ipa, d ? GICD_BASE : GICR_BASE,
+                          d ? gicd_emulate : gicr_emulate))
             vm_dump();
         return;
     }
     exit_counts[EXIT_REFUSED_FAULT]++;
     bool flash = in_window(ipa, PFLASH_IPA, PFLASH_SIZE);
     bool device = flash || in_window(ipa, PL011_BASE, PL011_SIZE) ||
-                  in_window(ipa, GICD_BASE, GICD_SIZE) || in_window(ipa, GICR_BASE, GICR_SIZE);
+                  in_window(ipa, GICD_BASE, GICD_SIZE) ||
+                  in_window(ipa, GICR_BASE, GICR_SIZE);
     bool write = !fetch && !(iss & ISS_S1PTW) && (iss & ISS_WNR);
     printf("VM fault: the guest %s IPA 0x%lx, %s\n",
-           fetch ? "fetched from" : iss & ISS_S1PTW ? "walked its page table at" :
-           write ? "wrote" : "read",
-           ipa, flash && write ? "its flash, which it may only read" :
-                device ? "a device it may only load from and store to" :
-                         "outside its RAM and its devices");
+           fetch             ? "fetched from"
+           : iss & ISS_S1PTW ? "walked its page table at"
+           : write           ? "wrote"
+                             : "read",
+           ipa,
+           flash && write ? "its flash, which it may only read"
+           : device       ? "a device it may only load from and store to"
+                          : "outside its RAM and its devices");
     vm_dump();
 }
 
@@ -2472,14 +2911,24 @@ back and the guest cannot tell.
 The registers, by their encodings (Arm ARM, D11 "Performance Monitors
 registers", and the system register index):
 
-| Op1, CRn, CRm, Op2 | register |
-|---|---|
-| 3, 9, 12, 0..7 | `PMCR`, `PMCNTENSET`, `PMCNTENCLR`, `PMOVSCLR`, `PMSWINC` (write-only), `PMSELR`, `PMCEID0`, `PMCEID1` (read-only) |
-| 3, 9, 13, 0..2 | `PMCCNTR`, `PMXEVTYPER`, `PMXEVCNTR` |
-| 3, 9, 14, 0 and 3 | `PMUSERENR`, `PMOVSSET` |
-| 0, 9, 14, 1, 2 and 6 | `PMINTENSET_EL1`, `PMINTENCLR_EL1`, `PMMIR_EL1` (read-only) |
-| 3, 14, 8..11, n | `PMEVCNTR<n>_EL0`: n = CRm[1:0] and Op2 |
-| 3, 14, 12..15, n | `PMEVTYPER<n>_EL0`; n = 31 is `PMCCFILTR_EL0` |
++----------------------+-------------------------------------------------------+
+| Op1, CRn, CRm, Op2   | register                                              |
++======================+=======================================================+
+| 3, 9, 12, 0..7       | `PMCR`, `PMCNTENSET`, `PMCNTENCLR`, `PMOVSCLR`,       |
+|                      | `PMSWINC` (write-only), `PMSELR`, `PMCEID0`,          |
+|                      | `PMCEID1` (read-only)                                 |
++----------------------+-------------------------------------------------------+
+| 3, 9, 13, 0..2       | `PMCCNTR`, `PMXEVTYPER`, `PMXEVCNTR`                  |
++----------------------+-------------------------------------------------------+
+| 3, 9, 14, 0 and 3    | `PMUSERENR`, `PMOVSSET`                               |
++----------------------+-------------------------------------------------------+
+| 0, 9, 14, 1, 2 and 6 | `PMINTENSET_EL1`, `PMINTENCLR_EL1`, `PMMIR_EL1`       |
+|                      | (read-only)                                           |
++----------------------+-------------------------------------------------------+
+| 3, 14, 8..11, n      | `PMEVCNTR<n>_EL0`: n = CRm[1:0] and Op2               |
++----------------------+-------------------------------------------------------+
+| 3, 14, 12..15, n     | `PMEVTYPER<n>_EL0`; n = 31 is `PMCCFILTR_EL0`         |
++----------------------+-------------------------------------------------------+
 
 The thirty-one numbered counters have one encoding each; rather than a case
 for each, hvbook reaches counter n the indirect way the architecture also
@@ -2535,7 +2984,8 @@ static bool pmu_emulate(u64 key, bool read, u64 *v)
         if (!read)
             sysreg_write(s3_3_c9_c12_4, *v);
         return !read;
-    case SYSREG(3, 3, 9, 13, 1): {        // PMXEVTYPER_EL0: the selected counter's filter
+    // PMXEVTYPER_EL0: the selected counter's filter
+    case SYSREG(3, 3, 9, 13, 1): {
         int n = (int)(sysreg_read(PMSELR_EL0) & 0x1f);
         if (read)
             *v = pmu_filter(n, true, sysreg_read(PMXEVTYPER_EL0));
@@ -2545,9 +2995,11 @@ static bool pmu_emulate(u64 key, bool read, u64 *v)
     }
     case SYSREG(3, 3, 14, 15, 7):         // PMCCFILTR_EL0
         if (read)
-            *v = pmu_filter(PMU_CYCLE_COUNTER, true, sysreg_read(PMCCFILTR_EL0));
+            *v =
+                pmu_filter(PMU_CYCLE_COUNTER, true, sysreg_read(PMCCFILTR_EL0));
         else
-            sysreg_write(PMCCFILTR_EL0, pmu_filter(PMU_CYCLE_COUNTER, false, *v));
+            sysreg_write(PMCCFILTR_EL0,
+                         pmu_filter(PMU_CYCLE_COUNTER, false, *v));
         return true;
     }
     // PMEVCNTR<n>_EL0 and PMEVTYPER<n>_EL0, through PMSELR_EL0.
@@ -2601,8 +3053,10 @@ already, and the guest sees exactly the CPU QEMU made.
     case SYSREG(3, 0, 0, crm, op2):                           \
         v = sysreg_read(s3_0_c0_c##crm##_##op2);              \
         break;
-#define ID_ROW(crm) ID_CASE(crm, 0) ID_CASE(crm, 1) ID_CASE(crm, 2) \
-    ID_CASE(crm, 3) ID_CASE(crm, 4) ID_CASE(crm, 5) ID_CASE(crm, 6) ID_CASE(crm, 7)
+#define ID_ROW(crm)                                                            \
+    ID_CASE(crm, 0)                                                            \
+    ID_CASE(crm, 1) ID_CASE(crm, 2) ID_CASE(crm, 3) ID_CASE(crm, 4)            \
+        ID_CASE(crm, 5) ID_CASE(crm, 6) ID_CASE(crm, 7)
 #define ID_PFR0_SVE (0xfUL << 32)
 #define ID_PFR1_SME (0xfUL << 24)
 
@@ -2627,16 +3081,38 @@ static u64 id_reg_read(u64 key)
 Every register `HCR_EL2` and `MDCR_EL2` trap (section 5) arrives here as
 EC 0x18, and gets the answer section 5 promised:
 
-| register | trapped by | answer |
-|---|---|---|
-| `ACTLR_EL1` (3, 0, 1, 0, 1) | `TACR` | reads: the value found at start; writes ignored |
-| the ID registers (3, 0, 0, 1..7, *) | `TID3` | `id_reg_read`; they are read-only, a write is undefined |
-| implementation defined (Op0 3, CRn 11 or 15) | `TIDCP` | undefined instruction, injected |
-| `ERRIDR_EL1`, `ERRSELR_EL1`, `ERX*_EL1` (3, 0, 5, 3..5, *) | `TERR` | read as 0, writes ignored: no error records |
-| `MDRAR_EL1` (2, 0, 1, 0, 0) | `TDRA` | reads 0: no debug ROM table; writes ignored |
-| the PMU registers | `TPM` | `pmu_emulate`, or an undefined instruction |
-| `ICC_SGI1R_EL1`, `ICC_ASGI1R_EL1`, `ICC_SGI0R_EL1` (3, 0, 12, 11, 5..7) | `IMO`, `FMO` | `send_sgi`; a read is undefined: they are write-only |
-| anything else | | a VM fault (the EL1 physical timer, say, which `CNTHCTL_EL2` keeps from the guest) |
++-------------------------------+--------------+-------------------------------+
+| register                      | trapped by   | answer                        |
++===============================+==============+===============================+
+| `ACTLR_EL1` (3, 0, 1, 0, 1)   | `TACR`       | reads: the value found at     |
+|                               |              | start; writes ignored         |
++-------------------------------+--------------+-------------------------------+
+| the ID registers (3, 0, 0,    | `TID3`       | `id_reg_read`; they are       |
+| 1..7, *)                      |              | read-only, a write is         |
+|                               |              | undefined                     |
++-------------------------------+--------------+-------------------------------+
+| implementation defined (Op0   | `TIDCP`      | undefined instruction,        |
+| 3, CRn 11 or 15)              |              | injected                      |
++-------------------------------+--------------+-------------------------------+
+| `ERRIDR_EL1`, `ERRSELR_EL1`,  | `TERR`       | read as 0, writes ignored: no |
+| `ERX*_EL1` (3, 0, 5, 3..5, *) |              | error records                 |
++-------------------------------+--------------+-------------------------------+
+| `MDRAR_EL1` (2, 0, 1, 0, 0)   | `TDRA`       | reads 0: no debug ROM table;  |
+|                               |              | writes ignored                |
++-------------------------------+--------------+-------------------------------+
+| the PMU registers             | `TPM`        | `pmu_emulate`, or an          |
+|                               |              | undefined instruction         |
++-------------------------------+--------------+-------------------------------+
+| `ICC_SGI1R_EL1`,              | `IMO`, `FMO` | `send_sgi`; a read is         |
+| `ICC_ASGI1R_EL1`,             |              | undefined: they are           |
+| `ICC_SGI0R_EL1` (3, 0, 12,    |              | write-only                    |
+| 11, 5..7)                     |              |                               |
++-------------------------------+--------------+-------------------------------+
+| anything else                 |              | a VM fault (the EL1 physical  |
+|                               |              | timer, say, which             |
+|                               |              | `CNTHCTL_EL2` keeps from the  |
+|                               |              | guest)                        |
++-------------------------------+--------------+-------------------------------+
 
 Both this and an emulated device finish the instruction for the guest: a
 read's result goes into `Rt` (unless it is 31, `XZR`), and the PC moves on
@@ -2725,8 +3201,9 @@ static void handle_sysreg(void)
     } else {
         exit_counts[EXIT_SYSREG]--;
         exit_counts[EXIT_UNEXPECTED]++;
-        printf("VM fault: the guest %s system register S%lu_%lu_C%lu_C%lu_%lu, which "
-               "hvbook keeps from it\n", read ? "read" : "wrote", op0, op1, crn, crm, op2);
+        printf("VM fault: the guest %s system register "
+               "S%lu_%lu_C%lu_C%lu_%lu, which hvbook keeps from it\n",
+               read ? "read" : "wrote", op0, op1, crn, crm, op2);
         vm_dump();
         return;
     }
@@ -2781,9 +3258,11 @@ static void vcpu_run(void)
             handle_sync();
         } else {
             exit_counts[EXIT_UNEXPECTED]++;
-            vm_fault(kind == EXIT_KIND_FIQ ? "unexpected FIQ" :
-                     kind == EXIT_KIND_SERROR ? "SError (a system error) while the guest ran" :
-                     "exception from AArch32, which this VM does not allow");
+            vm_fault(
+                kind == EXIT_KIND_FIQ ? "unexpected FIQ"
+                : kind == EXIT_KIND_SERROR
+                    ? "SError (a system error) while the guest ran"
+                    : "exception from AArch32, which this VM does not allow");
         }
         if (vgic.dirty && vm_state == VM_RUNNING)
             vgic_flush(); // the list registers before the guest runs again
@@ -2798,7 +3277,8 @@ moment in the `hpfar` slot). A register dump is the most useful thing to
 leave behind. If printing the dump faults too, there is nothing left to do
 but switch off.
 */
-static const char *const trap_kinds[] = {"synchronous exception", "IRQ", "FIQ", "SError"};
+static const char *const trap_kinds[] = {"synchronous exception", "IRQ", "FIQ",
+                                         "SError"};
 
 _Noreturn void hv_host_trap(struct vcpu *f, u64 kind)
 {
@@ -2808,11 +3288,14 @@ _Noreturn void hv_host_trap(struct vcpu *f, u64 kind)
     reporting = true;
 
     u64 ec = ESR_EC(f->esr);
-    printf("\nhvbook: %s in the hypervisor itself (EL2)\n", trap_kinds[kind & 3]);
-    printf("  ESR 0x%lx (EC 0x%lx: %s)  ELR 0x%lx  FAR 0x%lx  SPSR 0x%lx  sp 0x%lx\n",
+    printf("\nhvbook: %s in the hypervisor itself (EL2)\n",
+           trap_kinds[kind & 3]);
+    printf("  ESR 0x%lx (EC 0x%lx: %s)  ELR 0x%lx  FAR 0x%lx  "
+           "SPSR 0x%lx  sp 0x%lx\n",
            f->esr, ec, ec_name(ec), f->elr, f->far, f->spsr, f->hpfar);
     for (int i = 0; i < 31; i++)
-        printf("  x%-2d %016lx%s", i, f->x[i], i % 4 == 3 || i == 30 ? "\n" : "");
+        printf("  x%-2d %016lx%s", i, f->x[i],
+               i % 4 == 3 || i == 30 ? "\n" : "");
     printf("hvbook: stopping with a failure status.\n");
     power_off(false);
 }
@@ -2825,12 +3308,22 @@ kernel expects what its `Documentation/arm64/booting.rst` lists, and with
 `hvbook.guest=linux` on its command line (`run.sh aarch64 --linux` puts it
 there) hvbook gives exactly that, from three files on the disk:
 
-| file | what | where it goes (IPA) |
-|---|---|---|
-| `/boot/Image` | the kernel, a raw arm64 `Image` (Debian's `vmlinuz`) | 0x4000_0000 + its `text_offset` |
-| `/boot/initrd.gz` | the initramfs, Linux's first root file system | page-aligned, just below the device tree |
-| `/boot/cmdline` | the kernel's command line (optional) | into the device tree |
-| | the device tree hvbook writes | 0x47E0_0000, the last 2 MiB of RAM |
++-------------------+----------------------------+-----------------------------+
+| file              | what                       | where it goes (IPA)         |
++===================+============================+=============================+
+| `/boot/Image`     | the kernel, a raw arm64    | 0x4000_0000 + its           |
+|                   | `Image` (Debian's          | `text_offset`               |
+|                   | `vmlinuz`)                 |                             |
++-------------------+----------------------------+-----------------------------+
+| `/boot/initrd.gz` | the initramfs, Linux's     | page-aligned, just below    |
+|                   | first root file system     | the device tree             |
++-------------------+----------------------------+-----------------------------+
+| `/boot/cmdline`   | the kernel's command line  | into the device tree        |
+|                   | (optional)                 |                             |
++-------------------+----------------------------+-----------------------------+
+|                   | the device tree hvbook     | 0x47E0_0000, the last 2 MiB |
+|                   | writes                     | of RAM                      |
++-------------------+----------------------------+-----------------------------+
 
 and 128 MiB of RAM instead of 16. What `booting.rst` asks, point by point:
 
@@ -2867,13 +3360,26 @@ and 128 MiB of RAM instead of 16. What `booting.rst` asks, point by point:
 The first 64 bytes of an arm64 `Image` (booting.rst, "Call the kernel
 image"), all little-endian:
 
-| offset | field | what hvbook requires |
-|---|---|---|
-| 0, 4 | `code0`, `code1` | (the first instructions: a branch over the header) |
-| 8 | `text_offset` | a multiple of 4 KiB, below 2 MiB |
-| 16 | `image_size` | not 0 (0 means a kernel older than 3.17, whose other fields cannot be trusted); the image with its BSS fits below the initramfs |
-| 24 | `flags` | bit 0 = 0: little-endian; bits 2..1: page size, 0 unspecified, 1 4 KiB, 2 16 KiB, 3 64 KiB, one this CPU supports (`ID_AA64MMFR0_EL1.TGran4`, `TGran16`, `TGran64`); bit 3: placement anywhere (1) or near the start of RAM (0), both fine |
-| 56 | `magic` | 0x644D_5241, "ARM\x64" |
++--------+------------------+--------------------------------------------------+
+| offset | field            | what hvbook requires                             |
++========+==================+==================================================+
+| 0, 4   | `code0`, `code1` | (the first instructions: a branch over the       |
+|        |                  | header)                                          |
++--------+------------------+--------------------------------------------------+
+| 8      | `text_offset`    | a multiple of 4 KiB, below 2 MiB                 |
++--------+------------------+--------------------------------------------------+
+| 16     | `image_size`     | not 0 (0 means a kernel older than 3.17, whose   |
+|        |                  | other fields cannot be trusted); the image with  |
+|        |                  | its BSS fits below the initramfs                 |
++--------+------------------+--------------------------------------------------+
+| 24     | `flags`          | bit 0 = 0: little-endian; bits 2..1: page size,  |
+|        |                  | 0 unspecified, 1 4 KiB, 2 16 KiB, 3 64 KiB, one  |
+|        |                  | this CPU supports (`ID_AA64MMFR0_EL1.TGran4`,    |
+|        |                  | `TGran16`, `TGran64`); bit 3: placement anywhere |
+|        |                  | (1) or near the start of RAM (0), both fine      |
++--------+------------------+--------------------------------------------------+
+| 56     | `magic`          | 0x644D_5241, "ARM\x64"                           |
++--------+------------------+--------------------------------------------------+
 
 Debian 12's kernel says `text_offset` 0, `image_size` 0x201_0000 (32 MiB:
 more than the 31.4 MiB file, for the BSS) and flags 0xA: little-endian,
@@ -2924,9 +3430,11 @@ static const char *image_check(const u8 *img, u64 size, u64 *text_offset,
     if (*image_size == 0)
         return "image_size is 0: a kernel older than Linux 3.17, not supported";
     if (flags & IMAGE_FLAG_BE)
-        return "a big-endian kernel (flags bit 0): this machine runs little-endian";
+        return "a big-endian kernel (flags bit 0): this machine runs "
+               "little-endian";
     if (!cpu_has_granule(IMAGE_FLAG_PAGE_SIZE(flags)))
-        return "built for a page size this CPU does not support (flags bits 2..1)";
+        return "built for a page size this CPU does not support (flags bits "
+               "2..1)";
     if (*text_offset % PAGE_SIZE || *text_offset >= 2 * MiB)
         return "text_offset is not a multiple of 4 KiB below 2 MiB";
     return NULL;
@@ -2978,7 +3486,8 @@ static const char *dt_name(char *buf, const char *name, u64 addr)
 /* A 64-bit address or size as two cells, high first. */
 #define CELLS64(v) (u32)((u64)(v) >> 32), (u32)(v)
 
-static u32 guest_dt_write(void *buf, const char *cmdline, u64 initrd, u64 initrd_size)
+static u32 guest_dt_write(void *buf, const char *cmdline, u64 initrd,
+                          u64 initrd_size)
 {
     static struct fdt_writer w;
     char name[32], uart_path[32];
@@ -3108,12 +3617,14 @@ static u64 load_linux(u64 *dtb)
     u32 size;
 
     printf("app: %s\n", image);
-    if ((err = virtio_blk_probe(VIRTIO_MMIO_BASE, VIRTIO_MMIO_STRIDE, VIRTIO_MMIO_SLOTS)) ||
+    if ((err = virtio_blk_probe(VIRTIO_MMIO_BASE, VIRTIO_MMIO_STRIDE,
+                                VIRTIO_MMIO_SLOTS)) ||
         (err = fat_mount(&linux_fs, virtio_blk_read, NULL)))
         panic("cannot load %s: %s", image, err);
 
     u64 t0 = time_us();
-    u32 isize = linux_read(image, LINUX_KERNEL_IPA, LINUX_DTB_IPA - LINUX_KERNEL_IPA);
+    u32 isize =
+        linux_read(image, LINUX_KERNEL_IPA, LINUX_DTB_IPA - LINUX_KERNEL_IPA);
     u8 *kernel = guest_ram + (LINUX_KERNEL_IPA - GUEST_RAM_IPA);
     if ((err = image_check(kernel, isize, &text_offset, &image_size)))
         panic("cannot load %s: %s", image, err);
@@ -3131,8 +3642,10 @@ static u64 load_linux(u64 *dtb)
         panic("cannot load %s: %s", initrd, err);
     u64 rd = ALIGN_DOWN(LINUX_DTB_IPA - size, PAGE_SIZE);
     if (size > LINUX_DTB_IPA - kernel_end || rd < kernel_end)
-        panic("cannot load %s: %u bytes do not fit between the kernel (to 0x%lx) "
-              "and the device tree (0x%lx)", initrd, size, kernel_end, LINUX_DTB_IPA);
+        panic(
+            "cannot load %s: %u bytes do not fit between the kernel (to 0x%lx) "
+            "and the device tree (0x%lx)",
+            initrd, size, kernel_end, LINUX_DTB_IPA);
     size = linux_read(initrd, rd, LINUX_DTB_IPA - rd);
     printf("Loaded %u bytes from %s at 0x%lx\n", size, initrd, rd);
     u64 t1 = time_us();
@@ -3141,7 +3654,8 @@ static u64 load_linux(u64 *dtb)
 
     u32 clen = 0;
     const char *dflt = "console=ttyAMA0";
-    if (fat_stat(&linux_fs, "/boot/cmdline", &clen) == NULL && clen < LINUX_CMDLINE_MAX) {
+    if (fat_stat(&linux_fs, "/boot/cmdline", &clen) == NULL &&
+        clen < LINUX_CMDLINE_MAX) {
         if ((err = fat_read_file(&linux_fs, "/boot/cmdline", cmdline,
                                  LINUX_CMDLINE_MAX - 1, &clen)))
             panic("cannot load /boot/cmdline: %s", err);
@@ -3158,10 +3672,11 @@ static u64 load_linux(u64 *dtb)
             cmdline[i] = ' ';
     printf("Kernel command line: %s\n", cmdline);
 
-    u32 dtb_size = guest_dt_write(guest_ram + (LINUX_DTB_IPA - GUEST_RAM_IPA), cmdline,
-                                  rd, size);
+    u32 dtb_size = guest_dt_write(guest_ram + (LINUX_DTB_IPA - GUEST_RAM_IPA),
+                                  cmdline, rd, size);
     if (dtb_size == 0)
-        panic("the device tree for Linux does not fit in %u bytes", LINUX_DTB_MAX);
+        panic("the device tree for Linux does not fit in %u bytes",
+              LINUX_DTB_MAX);
     printf("Device tree: %u bytes at 0x%lx\n", dtb_size, LINUX_DTB_IPA);
     *dtb = LINUX_DTB_IPA;
     return LINUX_KERNEL_IPA + text_offset;
@@ -3194,15 +3709,19 @@ void hv_main(void)
     printf("Starting virtualization...\n");
     u64 el = current_el();
     if (el != 2)
-        panic("hvbook runs at EL%lu, not EL2, so it cannot run a virtual machine.\n"
-              "  Start QEMU with -M virt,virtualization=on (and without secure=on).", el);
+        panic("hvbook runs at EL%lu, not EL2, so it cannot run a virtual "
+              "machine.\n"
+              "  Start QEMU with -M virt,virtualization=on (and without "
+              "secure=on).",
+              el);
 
     u64 ram_base, ram_size;
     if (!fdt_memory(fdt, &ram_base, &ram_size))
         panic("QEMU's device tree has no /memory node: how much RAM is there?");
     page_init((uintptr_t)_end, ram_base + ram_size);
     u64 size = boot_args.linux_guest ? GUEST_RAM_SIZE_LINUX : GUEST_RAM_SIZE;
-    printf("Pre-allocating %lu MB guest RAM at 0x%lx...\n", size / MiB, GUEST_RAM_IPA);
+    printf("Pre-allocating %lu MB guest RAM at 0x%lx...\n", size / MiB,
+           GUEST_RAM_IPA);
     guest_ram_setup(size);
     printf("VM created success, loading images...\n");
 
@@ -3210,9 +3729,9 @@ void hv_main(void)
     if (boot_args.linux_guest)
         entry = load_linux(&x0);
     else
-        entry = load_guest_kernel("/sbin/gkernel", EM_AARCH64, GUEST_RAM_IPA, size,
-                                  guest_ram, VIRTIO_MMIO_BASE, VIRTIO_MMIO_STRIDE,
-                                  VIRTIO_MMIO_SLOTS);
+        entry = load_guest_kernel("/sbin/gkernel", EM_AARCH64, GUEST_RAM_IPA,
+                                  size, guest_ram, VIRTIO_MMIO_BASE,
+                                  VIRTIO_MMIO_STRIDE, VIRTIO_MMIO_SLOTS);
     printf("bsp_entry: 0x%lx; ept: 0x%lx\n", entry, (u64)(uintptr_t)s2_root);
     // Written without caches, to be read through them: see "Caches" above.
     dcache_clean_inval_poc((uintptr_t)guest_ram, guest_ram_size);

@@ -530,9 +530,11 @@ const void *fdt_property(const void *fdt, const char *node, const char *name,
     const u8 *b = fdt;
     if (b == NULL || be32(b) != FDT_MAGIC)
         return NULL;
-    u32 total = be32(b + 4), off_struct = be32(b + 8), off_strings = be32(b + 12);
+    u32 total = be32(b + 4), off_struct = be32(b + 8);
+    u32 off_strings = be32(b + 12);
     u32 size_struct = be32(b + 36);
-    if (off_struct > total || size_struct > total - off_struct || off_strings > total)
+    if (off_struct > total || size_struct > total - off_struct ||
+        off_strings > total)
         return NULL;
     const u8 *p = b + off_struct, *end = p + size_struct;
     int depth = 0;
@@ -610,7 +612,8 @@ bool fdt_memory(const void *fdt, u64 *base, u64 *size)
     v = fdt_property(fdt, "memory", "reg", &len);
     if (!v || len < 4 * (acells + scells))
         return false;
-    return fdt_cells(v, acells, base) && fdt_cells(v + 4 * acells, scells, size);
+    return fdt_cells(v, acells, base) &&
+           fdt_cells(v + 4 * acells, scells, size);
 }
 
 /*
@@ -648,7 +651,8 @@ void boot_args_parse(const char *cmdline)
             if (ok)
                 boot_args.budget_s = (u32)v;
             else
-                printf("hvbook: ignoring a malformed hvbook.budget (seconds, a number)\n");
+                printf("hvbook: ignoring a malformed hvbook.budget "
+                       "(seconds, a number)\n");
         } else if (word_starts(w, "hvbook.guest=")) {
             const char *g = w + 13;
             size_t n = (size_t)(p - g);
@@ -657,13 +661,15 @@ void boot_args_parse(const char *cmdline)
             else if (n == 7 && memcmp(g, "gkernel", 7) == 0)
                 boot_args.linux_guest = false;
             else
-                printf("hvbook: ignoring an unknown hvbook.guest (linux or gkernel)\n");
+                printf("hvbook: ignoring an unknown hvbook.guest "
+                       "(linux or gkernel)\n");
         } else if (word_starts(w, "hvbook.token=")) {
             const char *t = w + 13;
             size_t n = (size_t)(p - t);
             bool ok = n > 0 && n <= BOOT_TOKEN_MAX;
             for (size_t i = 0; i < n && ok; i++)
-                ok = (t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'z') ||
+                ok = (t[i] >= '0' && t[i] <= '9') ||
+                     (t[i] >= 'a' && t[i] <= 'z') ||
                      (t[i] >= 'A' && t[i] <= 'Z');
             if (ok) {
                 memcpy(boot_args.token, t, n);
@@ -684,7 +690,8 @@ void print_success(void)
 
 void report_budget_spent(u64 guest_pc)
 {
-    printf("VM stopped: the guest did not shut down within its time budget of %u s "
+    printf("VM stopped: the guest did not shut down within its time "
+           "budget of %u s "
            "(guest pc 0x%lx)\n",
            boot_args.budget_s, (unsigned long)guest_pc);
 }
@@ -793,7 +800,8 @@ void fdtw_end_node(struct fdt_writer *w)
 static u32 fdtw_string(struct fdt_writer *w, const char *name)
 {
     u32 len = (u32)strlen(name) + 1;
-    for (u32 off = 0; off < w->nstrings; off += (u32)strlen(w->strings + off) + 1)
+    for (u32 off = 0; off < w->nstrings;
+         off += (u32)strlen(w->strings + off) + 1)
         if (memcmp(w->strings + off, name, len) == 0)
             return off;
     if (len > sizeof(w->strings) - w->nstrings) {
@@ -805,7 +813,8 @@ static u32 fdtw_string(struct fdt_writer *w, const char *name)
     return w->nstrings - len;
 }
 
-void fdtw_prop(struct fdt_writer *w, const char *name, const void *value, u32 len)
+void fdtw_prop(struct fdt_writer *w, const char *name, const void *value,
+               u32 len)
 {
     u8 head[8];
     put_be32(head, len);
@@ -815,7 +824,8 @@ void fdtw_prop(struct fdt_writer *w, const char *name, const void *value, u32 le
     fdtw_bytes(w, value, len);
 }
 
-void fdtw_prop_cells(struct fdt_writer *w, const char *name, const u32 *cells, int n)
+void fdtw_prop_cells(struct fdt_writer *w, const char *name, const u32 *cells,
+                     int n)
 {
     u8 v[4 * FDTW_MAX_CELLS];
     if (n > FDTW_MAX_CELLS) {
@@ -851,8 +861,9 @@ u32 fdtw_finish(struct fdt_writer *w)
         return 0;
     memcpy(w->buf + off_strings, w->strings, w->nstrings);
     u32 total = off_strings + w->nstrings;
-    u32 fields[10] = {FDT_MAGIC, total, off_struct, off_strings, FDT_HEADER_SIZE,
-                      FDT_VERSION, FDT_LAST_COMP_VERSION, 0, w->nstrings, size_struct};
+    u32 fields[10] = {FDT_MAGIC, total, off_struct, off_strings,
+                      FDT_HEADER_SIZE, FDT_VERSION, FDT_LAST_COMP_VERSION,
+                      0, w->nstrings, size_struct};
     for (int i = 0; i < 10; i++)
         put_be32(w->buf + 4 * i, fields[i]);
     return total;

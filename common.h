@@ -139,9 +139,9 @@ the first program it runs: on RISC-V and Arm inside the device tree (node
 
 | word | meaning |
 |---|---|
-| `hvbook.budget=S` | the guest's time budget in seconds; 0 means no limit (an interactive shell) |
+| `hvbook.budget=S` | the guest's time budget in seconds; 0: none (a shell) |
 | `hvbook.token=T` | a secret of this run, at most 32 letters and digits |
-| `hvbook.guest=linux` | boot a Linux `Image` from `/boot` (Arm only; the default is `gkernel`) |
+| `hvbook.guest=linux` | boot Linux from `/boot` (Arm only; default `gkernel`) |
 
 The **time budget** is the hypervisor's answer to a guest that never shuts
 down: a guest that spins with interrupts masked, or waits for an interrupt
@@ -207,9 +207,11 @@ struct fdt_writer {
 void fdtw_begin(struct fdt_writer *w, void *buf, u32 size);
 void fdtw_begin_node(struct fdt_writer *w, const char *name);
 void fdtw_end_node(struct fdt_writer *w);
-void fdtw_prop(struct fdt_writer *w, const char *name, const void *value, u32 len);
+void fdtw_prop(struct fdt_writer *w, const char *name, const void *value,
+               u32 len);
 void fdtw_prop_u32(struct fdt_writer *w, const char *name, u32 value);
-void fdtw_prop_cells(struct fdt_writer *w, const char *name, const u32 *cells, int n);
+void fdtw_prop_cells(struct fdt_writer *w, const char *name, const u32 *cells,
+                     int n);
 void fdtw_prop_str(struct fdt_writer *w, const char *name, const char *s);
 u32 fdtw_finish(struct fdt_writer *w);
 

@@ -194,7 +194,7 @@ returns from `vcpu_enter` with the kind, for the run loop to act on.
 guest_exit:
     mrs     x0, tpidr_el2           // the vcpu
     save_x2_to_x30
-    ldp     x2, x3, [sp], #16       // the guest's x0 and x1, pushed by the vector
+    ldp     x2, x3, [sp], #16       // the guest's x0 and x1, from the vector
     stp     x2, x3, [x0, #GUEST(0)]
 
     mrs     x2, elr_el2             // where the guest was
@@ -308,7 +308,7 @@ host_trap:
     mrs     x2, esr_el2
     mrs     x3, far_el2
     stp     x2, x3, [x0, #V_ESR]
-    mov     x2, sp                  // in the HPFAR slot: a fault at EL2 has none
+    mov     x2, sp                  // in the HPFAR slot: EL2 faults have none
     str     x2, [x0, #V_HPFAR]
     adrp    x2, fault_stack_top
     add     x2, x2, :lo12:fault_stack_top
@@ -320,10 +320,11 @@ host_trap:
 /*
 ### Power off through PSCI
 
-`psci_smc(fn, a1, a2, a3)` and `psci_hvc(...)` issue a PSCI call (Arm DEN0022, "Power State
-Coordination Interface") to whatever firmware is below us. With
-`virtualization=on` QEMU plays that firmware at EL3 and listens for `SMC #0`;
-without it (when we are only at EL1) it listens for `HVC #0`. The SMC Calling
+`psci_smc(fn, a1, a2, a3)` and `psci_hvc(...)` issue a PSCI call (Arm
+DEN0022, "Power State Coordination Interface") to whatever firmware is
+below us. With `virtualization=on` QEMU plays that firmware at EL3 and
+listens for `SMC #0`; without it (when we are only at EL1) it listens for
+`HVC #0`. The SMC Calling
 Convention (Arm DEN0028) puts the function id in `w0`, arguments in `x1` ..
 `x3`, and the result back in `x0`.
 */
