@@ -1793,8 +1793,12 @@ static void vgic_flush(void)
     if (vgic.timer_waiting)
         want |= 1UL << TIMER_PPI;
 
-    // 1. The list registers in use.
-    for (int n = 0; n < num_lrs; n++) {
+    // 1. The list registers in use (most often none: the guest has ended
+    // the last interrupt, and ICH_ELRSR_EL2 says they are all empty).
+    u64 empty = sysreg_read(ICH_ELRSR_EL2);
+    u64 used = ~empty & ((1UL << num_lrs) - 1);
+    for (; used; used &= used - 1) {
+        int n = __builtin_ctzl(used);
         u64 lr = ich_lr(n, false, 0), state = lr & LR_STATE_MASK;
         u64 id = LR_VINTID(lr);
         if (!state || (lr & LR_HW) || id >= VGIC_IRQS)
@@ -1816,14 +1820,16 @@ static void vgic_flush(void)
         }
         if (next != state)
             ich_lr(n, true, next ? (lr & ~LR_STATE_MASK) | next : 0);
+        if (!next)
+            empty |= 1UL << n;
     }
 
-    // 2. Whatever still waits, into free list registers.
-    u64 empty = sysreg_read(ICH_ELRSR_EL2);
+    // 2. Whatever still waits, into free list registers, by INTID.
     bool overflow = false;
-    for (int id = 0; id < VGIC_IRQS && want; id++) {
+    for (; want; want &= want - 1) {
+        int id = __builtin_ctzl(want);
         u64 bit = 1UL << id;
-        if (!(want & bit) || !vgic_forwarded(id))
+        if (!vgic_forwarded(id))
             continue;
         int n = 0;
         while (n < num_lrs && !(empty & (1UL << n)))
@@ -1835,13 +1841,16 @@ static void vgic_flush(void)
         bool hw = id == TIMER_PPI && vgic.timer_waiting;
         ich_lr(n, true, lr_make(id, hw));
         empty &= ~(1UL << n);
-        want &= ~bit;
         vgic.pending &= ~bit;
         if (hw)
             vgic.timer_waiting = false;
     }
-    sysreg_write(ICH_HCR_EL2, ICH_HCR_EN | (overflow ? ICH_HCR_UIE : 0));
-    isb();
+    static bool uie;
+    if (overflow != uie) {
+        uie = overflow;
+        sysreg_write(ICH_HCR_EL2, ICH_HCR_EN | (uie ? ICH_HCR_UIE : 0));
+        isb();
+    }
     vgic.dirty = false;
 }
 
