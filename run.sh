@@ -219,6 +219,9 @@ else
   append=(-append "hvbook.budget=$budget hvbook.token=$token")
 fi
 
+# A run with no standard input at all (CI) reads from /dev/null instead.
+[ "$stdin" = /dev/null ] || [ -r /dev/stdin ] || stdin=/dev/null
+
 # No network on any machine: hvbook has no use for one, and Arm's virt
 # machine would otherwise add a network card whose option ROM
 # (efi-virtio.rom) a fresh Debian does not have.

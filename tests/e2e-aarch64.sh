@@ -254,7 +254,7 @@ report "linux-boots-to-an-interactive-shell (/init at ${init_ms:-?} s guest time
 # A kernel that panics (its initramfs is not an archive: no /init, no root)
 # asks PSCI for a reset (panic=-1), and the run is a failure.
 head -c 65536 /dev/urandom >"$out/not-cpio.img"
-run linux-panic --linux --timeout 120 --initrd "$out/not-cpio.img"
+run linux-panic --linux --timeout 120 --initrd "$out/not-cpio.img" </dev/null
 log=$out/linux-panic.log
 why=$(want_status 1)
 [ -n "$why" ] || why=$(in_order "$log" '.*Kernel panic - not syncing: .*' \
@@ -264,7 +264,7 @@ report linux-panic-is-a-failure "$why"
 
 # The same kernel on QEMU alone, for comparison, with the /init that powers
 # off at once (the way tests/bench.sh times a boot).
-run linux-bare --linux --bare --append hvbook.poweroff
+run linux-bare --linux --bare --append hvbook.poweroff </dev/null
 log=$out/linux-bare.log
 why=$(want_status 0)
 [ -n "$why" ] || why=$(in_order "$log" '\[ *[0-9.]+\] Linux version 6\.1\..*' \
