@@ -67,14 +67,18 @@ the instruction. Stage 2 still applies.
 1. Accessors for system registers, and how to read an exception syndrome.
 2. The machine below us: PSCI to power off, the PL011 console, a barrier,
    and the caches.
-3. Stage 2: its tables and 16 MiB of guest RAM.
+3. Stage 2: its tables and 16 MiB of guest RAM (128 MiB for Linux).
 4. The interrupt controller: setting up the physical GICv3 at EL2.
 5. The virtual CPU: its registers, what `HCR_EL2` and `MDCR_EL2` trap, the
    hypervisor's own timer, and the state the guest starts in.
-6. The run loop, and one handler per kind of VM exit: hypercalls (PSCI),
-   stage-2 faults (pass-through and device emulation), the timer interrupt,
-   trapped system registers, and everything else.
-7. `hv_main`, which ties it together.
+6. The run loop, and one handler per kind of VM exit: interrupts (the
+   timer, typed characters, the virtual GIC's list registers), hypercalls
+   (PSCI), stage-2 faults (pass-through and device emulation: the PL011
+   and the GIC), trapped system registers (SGIs, ID registers, the PMU),
+   and everything else.
+7. Booting Linux: its `Image`, its initramfs, and the device tree hvbook
+   writes for it.
+8. `hv_main`, which ties it together.
 */
 #include "common.h"
 #include <stddef.h>
@@ -470,8 +474,8 @@ file says (0x4008_0000 for `gkernel`).
 
 The hypervisor itself runs from 0x4020_0000 of the *physical* RAM, with
 QEMU's device tree below it at 0x4000_0000, so guest RAM cannot be at the
-same physical addresses: it is 16 MiB taken from the page allocator,
-somewhere above the hypervisor. IPA and PA differ, and only
+same physical addresses: it is 16 MiB (or 128) taken from the page
+allocator, somewhere above the hypervisor. IPA and PA differ, and only
 the stage-2 tables know how they correspond.
 */
 #define GUEST_RAM_IPA 0x40000000UL
