@@ -19,7 +19,7 @@
 # Without an option, both. WALL_RUNS (default 5) and LINUX_RUNS (default 3)
 # set the number of pairs.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 parts="exits wall"
 case "${1:-}" in
@@ -220,7 +220,8 @@ exits_of() {
 }
 
 wall_gkernel() {
-  local a=$1 i t0 d=$tmp/wall-$a
+  local a=$1 i t0 d
+  d=$tmp/wall-$a
   mkdir -p "$d"
   make --no-print-directory -s ARCH="$a" >/dev/null ||
     { echo "$a: the build failed"; return; }

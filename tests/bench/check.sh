@@ -6,7 +6,7 @@
 #
 #   tests/bench/check.sh [ARCH...]
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
 
 arches=("$@")
