@@ -4,6 +4,10 @@
 #   make ARCH=riscv64    one architecture
 #   make test            host unit tests and end-to-end QEMU runs
 #   make book            build/book/index.html and build/book/hvbook.epub
+#   make bench           what one VM exit costs (instructions, under -icount)
+#                        and whole runs, hvbook against bare; prints figures
+#   make fuzz            libFuzzer on the FAT reader and the ELF loader
+#   make lab LAB=name    a student tree for one lab; make grade scores it
 #   make clean
 #
 # Cross compilers are found by themselves; override with CROSS=prefix-
