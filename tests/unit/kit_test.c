@@ -331,6 +331,105 @@ static void test_fdt(void)
 }
 
 /* ---------------------------------------------------------------------------
+   fdt_memory on QEMU's trees (its default RAM: 128 MiB), and the device-tree
+   writer: what it writes, the reader (and dtc's rules) must read back. */
+static void check_memory(const char *name, const char *file, u64 base)
+{
+    size_t size;
+    u64 b = 0, sz = 0;
+    u8 *f = load_dtb(file, &size);
+    if (!f)
+        return;
+    if (!fdt_memory(f, &b, &sz))
+        fail(name, "no /memory reg found");
+    else if (b != base || sz != 128 * MiB)
+        fail(name, "memory 0x%lx + 0x%lx, expected 0x%lx + 128 MiB",
+             (unsigned long)b, (unsigned long)sz, (unsigned long)base);
+    else
+        pass(name);
+    free(f);
+}
+
+static void test_fdt_writer(void)
+{
+    check_memory("fdt-memory-riscv64-qemu", "riscv64.dtb", 0x80000000UL);
+    check_memory("fdt-memory-aarch64-qemu", "aarch64.dtb", 0x40000000UL);
+
+    static struct fdt_writer w;
+    u8 buf[1024];
+    memset(buf, 0xAA, sizeof(buf));
+    fdtw_begin(&w, buf, 512); // the rest is a canary
+    fdtw_begin_node(&w, "");
+    fdtw_prop_u32(&w, "#address-cells", 2);
+    fdtw_prop_u32(&w, "#size-cells", 2);
+    fdtw_begin_node(&w, "chosen");
+    fdtw_prop_str(&w, "bootargs", WANT_ARGS);
+    fdtw_end_node(&w);
+    u32 reg[] = {0, 0x40000000, 0, 0x8000000};
+    fdtw_begin_node(&w, "memory@40000000");
+    fdtw_prop_str(&w, "device_type", "memory");
+    fdtw_prop_cells(&w, "reg", reg, 4);
+    fdtw_end_node(&w);
+    fdtw_begin_node(&w, "uart@9000000");
+    fdtw_prop_cells(&w, "reg", reg, 4); // a second "reg": one string
+    fdtw_prop(&w, "interrupt-controller", NULL, 0);
+    fdtw_end_node(&w);
+    fdtw_end_node(&w);
+    u32 total = fdtw_finish(&w);
+
+    const char *a = fdt_bootargs(buf);
+    u64 base = 0, size = 0;
+    u32 nreg = 0;
+    const char *strings = (const char *)buf + get_be32(buf + 12);
+    u32 nstrings = get_be32(buf + 32);
+    int regs = 0;
+    for (u32 i = 0; i + 4 <= nstrings; i++)
+        regs += memcmp(strings + i, "reg", 4) == 0 && (i == 0 || strings[i - 1] == 0);
+    bool canary = true;
+    for (u32 i = 512; i < sizeof(buf); i++)
+        canary = canary && buf[i] == 0xAA;
+    if (total == 0 || total > 512 || get_be32(buf) != 0xd00dfeed ||
+        get_be32(buf + 4) != total)
+        fail("fdtw-header", "finish returned %u, magic 0x%x, totalsize %u", total,
+             get_be32(buf), get_be32(buf + 4));
+    else if (get_be32(buf + 20) != 17 || get_be32(buf + 24) != 16 ||
+             get_be32(buf + 16) != 40 || get_be32(buf + 8) != 56 ||
+             get_be32(buf + 12) + nstrings != total)
+        fail("fdtw-header", "version %u/%u, rsvmap at %u, struct at %u, strings at %u",
+             get_be32(buf + 20), get_be32(buf + 24), get_be32(buf + 16), get_be32(buf + 8),
+             get_be32(buf + 12));
+    else if (!a || strcmp(a, WANT_ARGS) != 0)
+        fail("fdtw-read-back", "bootargs \"%s\"", a ? a : "(none)");
+    else if (!fdt_memory(buf, &base, &size) || base != 0x40000000 || size != 0x8000000)
+        fail("fdtw-read-back", "memory 0x%lx + 0x%lx", (unsigned long)base,
+             (unsigned long)size);
+    else if (!fdt_property(buf, "uart", "interrupt-controller", &nreg) || nreg != 0)
+        fail("fdtw-read-back", "the empty property is missing or not empty");
+    else if (regs != 1)
+        fail("fdtw-strings-once", "\"reg\" is %d times in the strings block", regs);
+    else if (!canary)
+        fail("fdtw-bounds", "the writer wrote past the buffer it was given");
+    else
+        pass("fdtw-writes-what-the-reader-reads");
+
+    // A buffer too small: finish says 0, nothing is written past the end.
+    memset(buf, 0xAA, sizeof(buf));
+    fdtw_begin(&w, buf, 100);
+    fdtw_begin_node(&w, "");
+    fdtw_prop_str(&w, "bootargs", WANT_ARGS WANT_ARGS);
+    fdtw_end_node(&w);
+    total = fdtw_finish(&w);
+    canary = true;
+    for (u32 i = 100; i < sizeof(buf); i++)
+        canary = canary && buf[i] == 0xAA;
+    if (total == 0 && canary)
+        pass("fdtw-overflow-refused");
+    else
+        fail("fdtw-overflow-refused", "finish returned %u, canary %s", total,
+             canary ? "intact" : "overwritten");
+}
+
+/* ---------------------------------------------------------------------------
    boot_args_parse. It reports malformed words with printf, so each case runs
    in a child that prints the result. */
 struct parse_case {
@@ -410,6 +509,7 @@ int main(int argc, char **argv)
     dtb_dir = argv[1];
     test_page_alloc();
     test_fdt();
+    test_fdt_writer();
     test_parse();
     return 0;
 }
