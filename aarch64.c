@@ -843,7 +843,7 @@ path from there:
 
     CNTV fires -> PPI 27 pending at the physical GIC
       -> physical IRQ; IMO = 1 routes it to EL2: a VM exit
-    hvbook (inject_timer):
+    hvbook (handle_irq, inject_timer, then vgic_flush before the entry):
       ICC_IAR1_EL1 -> 27         acknowledge: 27 is now *active* physically
       ICC_EOIR1_EL1 <- 27        with EOImode = 1 this only drops the running
                                  priority; 27 stays active, so it cannot fire
