@@ -1576,17 +1576,9 @@ static const char *const exit_names[EXIT_REASONS] = {
 };
 static u64 exit_counts[EXIT_REASONS];
 
-/* How the VM ended: still running, shut down by the guest, stopped by the
-   hypervisor after a fault, ended by the guest without a normal shutdown
-   (a restart request, its only CPU switched off), or stopped when its time
-   budget ran out. */
-enum vm_state {
-    VM_RUNNING,
-    VM_SHUTDOWN,
-    VM_FAULT,
-    VM_GUEST_FAILED,
-    VM_OUT_OF_TIME
-};
+/* How the VM ended, or that it still runs (`common.h`, "how a run ends").
+   On Arm the guest ends itself as a failure by asking for a restart, or by
+   switching its only CPU off. */
 static enum vm_state vm_state;
 static u64 exit_kind; /* EXIT_KIND_SYNC, _IRQ...: of the exit being handled */
 
@@ -3755,17 +3747,5 @@ void hv_main(void)
     hv_timer_start();
     vcpu_run();
 
-    if (vm_state == VM_SHUTDOWN)
-        printf("Shutdown vm normally!\n");
-    else if (vm_state == VM_FAULT)
-        printf("The VM was stopped after a fault.\n");
-    else if (vm_state == VM_GUEST_FAILED)
-        printf("The guest ended without a normal shutdown.\n");
-    print_exit_stats(exit_names, exit_counts, EXIT_REASONS);
-    if (vm_state == VM_SHUTDOWN) {
-        print_success();
-        power_off(true);
-    }
-    printf("hvbook: stopping with a failure status.\n");
-    power_off(false);
+    vm_finish(vm_state, exit_names, exit_counts, EXIT_REASONS);
 }

@@ -717,6 +717,25 @@ void print_exit_stats(const char *const names[], const u64 counts[], int n)
     printf("  %-28s %8lu\n", "total", total);
 }
 
+_Noreturn void vm_finish(enum vm_state state, const char *const names[],
+                         const u64 counts[], int n)
+{
+    if (state == VM_SHUTDOWN)
+        printf("Shutdown vm normally!\n");
+    else if (state == VM_GUEST_FAILED)
+        printf("The guest ended the VM with a failure.\n");
+    else if (state == VM_FAULT)
+        printf("The VM was stopped after a fault.\n");
+    // VM_OUT_OF_TIME: report_budget_spent has said it all.
+    print_exit_stats(names, counts, n);
+    if (state == VM_SHUTDOWN) {
+        print_success();
+        power_off(true);
+    }
+    printf("hvbook: stopping with a failure status.\n");
+    power_off(false);
+}
+
 /*
 ### Writing a device tree
 

@@ -216,13 +216,41 @@ void fdtw_prop_str(struct fdt_writer *w, const char *name, const char *s);
 u32 fdtw_finish(struct fdt_writer *w);
 
 /*
-## Exit statistics
+## Exit statistics, and how a run ends
 
 Every architecture counts its VM exits by reason: how many hypercalls, timer
 interrupts, stage-2 faults. It keeps the counters and a name for each; this
 prints them as a table, followed by the total.
 */
 void print_exit_stats(const char *const names[], const u64 counts[], int n);
+
+/*
+Every architecture's run loop goes on while the VM is `VM_RUNNING` and
+stops when an exit handler moves it to one of the four ends. Only one of
+them is a success:
+
+- `VM_SHUTDOWN`: the guest asked to be switched off, normally.
+- `VM_GUEST_FAILED`: the guest ended itself as a failure: a restart
+  request, or a shutdown that carries a failure reason.
+- `VM_FAULT`: hvbook stopped a guest that did something it may not; the
+  report is printed already.
+- `VM_OUT_OF_TIME`: hvbook stopped a guest that outlived its time budget;
+  reported already.
+
+`vm_finish` ends a run the same way on every architecture: a line that says
+which end it was, the exit table, and then either the verdict
+(`print_success`) and a clean power-off, or a failure.
+*/
+enum vm_state {
+    VM_RUNNING,
+    VM_SHUTDOWN,
+    VM_GUEST_FAILED,
+    VM_FAULT,
+    VM_OUT_OF_TIME
+};
+
+_Noreturn void vm_finish(enum vm_state state, const char *const names[],
+                         const u64 counts[], int n);
 
 /*
 ## The disk: VirtIO block and FAT

@@ -731,12 +731,7 @@ static const char *const exit_names[EXIT_REASONS] = {
 };
 static u64 exit_counts[EXIT_REASONS];
 
-/* How the VM ended: still running; shut down by the guest, normally or
-   saying it failed; stopped by the hypervisor after a fault; or stopped
-   because its time budget ran out. */
-enum vm_state {
-    VM_RUNNING, VM_SHUTDOWN, VM_GUEST_FAILURE, VM_FAULT, VM_OUT_OF_TIME
-};
+/* How the VM ended, or that it still runs (`common.h`, "how a run ends"). */
 static enum vm_state vm_state;
 
 /*
@@ -1101,11 +1096,11 @@ static struct sbiret sbi_srst(u64 a0, u64 a1)
     if (type != SBI_SRST_SHUTDOWN) {
         printf("Guest: SBI SRST reset type %u: hvbook does not reboot VMs\n",
                type);
-        vm_state = VM_GUEST_FAILURE;
+        vm_state = VM_GUEST_FAILED;
     } else if (reason == SBI_SRST_REASON_FAILURE) {
         printf("Guest: SBI SRST shutdown, reason %u: the guest reports a "
                "failure\n", reason);
-        vm_state = VM_GUEST_FAILURE;
+        vm_state = VM_GUEST_FAILED;
     } else {
         printf("Guest: SBI SRST shutdown\n");
         vm_state = VM_SHUTDOWN;
@@ -1328,18 +1323,5 @@ void hv_main(u64 hartid, u64 dtb)
     printf("Entering VM run loop...\n");
     vcpu_run();
 
-    // What ended the VM; a spent budget has already been reported.
-    if (vm_state == VM_SHUTDOWN)
-        printf("Shutdown vm normally!\n");
-    else if (vm_state == VM_GUEST_FAILURE)
-        printf("The guest stopped the VM, reporting a failure.\n");
-    else if (vm_state == VM_FAULT)
-        printf("The VM was stopped after a fault.\n");
-    print_exit_stats(exit_names, exit_counts, EXIT_REASONS);
-    if (vm_state == VM_SHUTDOWN) {
-        print_success();
-        power_off(true);
-    }
-    printf("hvbook: stopping with a failure status.\n");
-    power_off(false);
+    vm_finish(vm_state, exit_names, exit_counts, EXIT_REASONS);
 }

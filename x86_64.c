@@ -1168,9 +1168,7 @@ static const char *const exit_names[EXIT_REASONS] = {
 };
 static u64 exit_counts[EXIT_REASONS];
 
-/* How the VM ended: still running, shut down by the guest, stopped by the
-   hypervisor after a fault, or out of time. */
-enum vm_state { VM_RUNNING, VM_SHUTDOWN, VM_FAULT, VM_BUDGET_SPENT };
+/* How the VM ended, or that it still runs (`common.h`, "how a run ends"). */
 static enum vm_state vm_state;
 
 /*
@@ -1335,7 +1333,7 @@ static bool timer_tick(void)
     bool guest_tick = vlapic.deadline && soon >= vlapic.deadline;
     if (budget_deadline && now >= budget_deadline) {
         report_budget_spent(vmcb->rip);
-        vm_state = VM_BUDGET_SPENT;
+        vm_state = VM_OUT_OF_TIME;
         return guest_tick;
     }
     if (guest_tick) {
@@ -1534,7 +1532,7 @@ static void guest_power_off(u32 value)
     } else {
         printf("Guest: power-off port, value %u: the guest reports a "
                "failure\n", value);
-        vm_state = VM_FAULT;
+        vm_state = VM_GUEST_FAILED;
     }
 }
 
@@ -2385,15 +2383,5 @@ void hv_main(u32 magic, u32 mbi_addr)
     host_timer_rearm();
     vcpu_run();
 
-    if (vm_state == VM_SHUTDOWN)
-        printf("Shutdown vm normally!\n");
-    else if (vm_state == VM_FAULT)
-        printf("The VM was stopped after a fault.\n");
-    print_exit_stats(exit_names, exit_counts, EXIT_REASONS);
-    if (vm_state == VM_SHUTDOWN) {
-        print_success();
-        power_off(true);
-    }
-    printf("hvbook: stopping with a failure status.\n");
-    power_off(false);
+    vm_finish(vm_state, exit_names, exit_counts, EXIT_REASONS);
 }
