@@ -104,7 +104,11 @@ for c in "${cmds[@]}"; do
     tail -15 "$logs/$i.log" | sed 's/^/  | /'
   fi
 done
-rm -rf "$logs"
+if [ "$failed" = 0 ]; then
+  rm -rf "$logs"
+else
+  echo "fresh-machine: the commands' whole output is kept in $logs"
+fi
 
 if [ "$failed" = 0 ]; then
   echo "PASS fresh-machine: every README command worked on a fresh Debian 12 ($(( $(date +%s) - start )) s)"
