@@ -41,13 +41,18 @@ build() {
 }
 
 # run NAME PROGRAM ARGS...: run a test program; a crash or sanitizer report
-# (non-zero exit) becomes a FAIL line quoting the report's summary.
+# (non-zero exit) becomes a FAIL line quoting the report's summary, and so
+# does a program still running after UNIT_TIMEOUT seconds (default 120).
+# Every program gets a time limit: a reader that loops on a broken disk must
+# show up as a FAIL line, not as a make test that never ends.
 run() {
     name=$1
     shift
-    "$@" 2>"$B/$name.err"
+    timeout -k 5 "${UNIT_TIMEOUT:-120}" "$@" 2>"$B/$name.err"
     rc=$?
-    if [ $rc -ne 0 ]; then
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+        echo "FAIL $name: the test program did not finish within ${UNIT_TIMEOUT:-120} s"
+    elif [ $rc -ne 0 ]; then
         echo "FAIL $name: the test program stopped with status $rc: $(grep -m1 -E 'SUMMARY|runtime error|ERROR' "$B/$name.err" || tail -n1 "$B/$name.err") (log: $B/$name.err)"
     fi
 }
