@@ -3140,25 +3140,35 @@ hypervisor must deliver it. The value says which INTID and to whom:
 | 23..16 | Aff1 | |
 | 15..0 | TargetList | bit n: the CPU with Aff0 = RS * 16 + n |
 
+Which register was written matters too: it names the *group* the SGI may
+have. With a single security state (`GICD_CTLR.DS` = 1), `ICC_SGI1R_EL1`
+raises the SGI whatever its group, but `ICC_SGI0R_EL1` only one configured
+as Group 0, and `ICC_ASGI1R_EL1`, whose "other security state" does not
+exist, behaves like `ICC_SGI0R_EL1` (IHI0069, "Forwarding an SGI to a
+target PE", the table of SGI register and group combinations; KVM does the
+same). Any other combination raises nothing.
+
 Linux sends itself SGIs even with a single CPU: the *IRQ work* it defers
 out of a context that cannot take locks, for one. `send_sgi` makes the SGI
-wait in `vgic.pending` if the guest's own affinity is among the targets,
-and `vgic_flush` delivers it.
+wait in `vgic.pending` if the guest's own affinity is among the targets
+and the register may raise it, and `vgic_flush` delivers it.
 */
 #define SGIR_IRM (1UL << 40)
 
-static void send_sgi(u64 v)
+// any_group: written through ICC_SGI1R_EL1, not SGI0R or ASGI1R
+static void send_sgi(u64 v, bool any_group)
 {
     u64 mpidr = sysreg_read(VMPIDR_EL2), aff0 = mpidr & 0xff;
+    u64 intid = (v >> 24) & 0xf;
     exit_counts[EXIT_SGI]++;
-    if (v & SGIR_IRM)
+    if ((v & SGIR_IRM) || (!any_group && ((vgic.group >> intid) & 1)))
         return;
     bool here = ((v >> 16) & 0xff) == ((mpidr >> 8) & 0xff) &&   // Aff1
                 ((v >> 32) & 0xff) == ((mpidr >> 16) & 0xff) &&  // Aff2
                 ((v >> 48) & 0xff) == ((mpidr >> 32) & 0xff) &&  // Aff3
                 ((v >> 44) & 0xf) == aff0 / 16 && ((v >> (aff0 % 16)) & 1);
     if (here) {
-        vgic.pending |= 1UL << ((v >> 24) & 0xf);
+        vgic.pending |= 1UL << intid;
         vgic.dirty = true;
     }
 }
@@ -3177,7 +3187,7 @@ static void handle_sysreg(void)
         if (read)
             inject_undef();
         else {
-            send_sgi(v);
+            send_sgi(v, key == SYSREG(3, 0, 12, 11, 5));
             vcpu.elr += 4;
         }
         return;

@@ -13,7 +13,8 @@ keeps a bit per SGI received. While the hypervisor is refilling the list
 registers the CPU interface may say 1023, "nothing pending": the guest
 tries again, a bounded number of times. All eight bits set, and no
 INTID twice: "SGI: all 8 arrived". Then an SGI with IRM = 1 ("every CPU but
-me") must not arrive at all.
+me") must not arrive at all, nor may a Group 1 SGI sent with the Group 0
+registers `ICC_SGI0R_EL1` and `ICC_ASGI1R_EL1`.
 */
 #include "aarch64-lib.inc"
 
@@ -99,9 +100,29 @@ _start:
     subs    x23, x23, #1
     b.ne    8b
     say     irm_ok
-    b       power_off
+    b       10f
 9:  msr     icc_eoir1_el1, x0
     say     irm_bad
+    b       power_off
+
+    // SGI 1 is Group 1. ICC_SGI0R_EL1 sends Group 0 SGIs only, and with
+    // one security state ICC_ASGI1R_EL1 does the same (IHI0069, "Forwarding
+    // an SGI to a target PE"): neither write may make SGI 1 pending.
+10: orr     x0, x19, #(1 << 24)
+    msr     icc_sgi0r_el1, x0
+    msr     icc_asgi1r_el1, x0
+    isb
+    ldr     x23, =10000
+11: mrs     x0, icc_iar1_el1
+    and     x0, x0, #0xffffff
+    cmp     x0, #1020
+    b.lo    12f
+    subs    x23, x23, #1
+    b.ne    11b
+    say     group_ok
+    b       power_off
+12: msr     icc_eoir1_el1, x0
+    say     group_bad
     b       power_off
     .ltorg
 
@@ -110,3 +131,7 @@ ok:      .asciz "SGI: all 8 arrived, each once\n"
 bad:     .asciz "SGI: WRONG, not all 8 arrived, or one twice\n"
 irm_ok:  .asciz "SGI: one for every other CPU reached nobody\n"
 irm_bad: .asciz "SGI: WRONG, one for every other CPU came back\n"
+group_ok:
+    .asciz "SGI: Group 0 writes did not raise a Group 1 SGI\n"
+group_bad:
+    .asciz "SGI: WRONG, a Group 0 write raised a Group 1 SGI\n"
