@@ -867,8 +867,10 @@ hypervisor.
 #define V_TPR_MASK 0xFUL
 #define V_IRQ (1UL << 8)
 #define V_INTR_PRIO_SHIFT 16
+#define V_INTR_PRIO_MASK (0xFUL << V_INTR_PRIO_SHIFT)
 #define V_INTR_MASKING (1UL << 24)
 #define V_INTR_VECTOR_SHIFT 32
+#define V_INTR_VECTOR_MASK (0xFFUL << V_INTR_VECTOR_SHIFT)
 
 #define INT_STATE_SHADOW (1UL << 0)
 #define RFLAGS_IF (1UL << 9)
@@ -1301,7 +1303,10 @@ it through the guest's IDT as soon as the guest can take it, with its
 `IF` set and its `V_TPR` lower than the priority, and clears `V_IRQ` when
 it does. So an expiry that comes while the last one is still waiting is
 not delivered twice: one interrupt per expiry, at most one pending, as
-with a real APIC's request register.
+with a real APIC's request register. The CPU clears only `V_IRQ`, never
+the vector and priority fields, so `inject_timer` clears them before it
+writes the new ones: a guest that moves its timer to another vector would
+otherwise get the two vectors ORed together.
 */
 static struct {
     u32 tpr;
@@ -1327,8 +1332,9 @@ static void inject_timer(void)
     u64 vector = vlapic.lvt_timer & 0xFF;
     if ((vlapic.lvt_timer & LVT_MASKED) || !(vlapic.svr & LAPIC_SVR_ENABLE))
         return; // masked: on bare metal, too, nothing would arrive
-    vmcb->int_ctl |= V_IRQ | vector << V_INTR_VECTOR_SHIFT |
-                     (vector >> 4) << V_INTR_PRIO_SHIFT;
+    u64 old = vmcb->int_ctl & ~(V_INTR_VECTOR_MASK | V_INTR_PRIO_MASK);
+    vmcb->int_ctl = old | V_IRQ | vector << V_INTR_VECTOR_SHIFT |
+                    (vector >> 4) << V_INTR_PRIO_SHIFT;
 }
 
 /* Arm the real timer for whichever comes first: the guest's deadline, the
@@ -1770,6 +1776,14 @@ RAM is mapped up front; the local APIC and the flash are emulated, one
 access at a time; *nothing* else is reachable. A fetch from a device, or a
 guest whose own page tables lie outside its RAM, is a VM fault too.
 
+So is an access the *CPU* made while it delivered an interrupt or an
+exception: reading the gate from the guest's IDT, pushing onto its stack.
+Then `EXITINTINFO` holds the event (15.7.2 "Intercepts During IDT
+Interrupt Delivery"), and the instruction at the guest's `RIP` is merely
+the next one to run: it made no access at all, and emulating it would hand
+it device bytes it never asked for. An IDT in the flash is no device
+driver's doing, so hvbook refuses it.
+
 To emulate an access, the hypervisor needs to know what the instruction
 did: read or write, how many bytes, which register. With neither decode
 assists nor NRIP save, it must find out as a CPU would: fetch the
@@ -2179,7 +2193,8 @@ static bool in_window(u64 gpa, u64 base, u64 size)
 static void handle_stage2_fault(void)
 {
     u64 gpa = vmcb->exitinfo2, err = vmcb->exitinfo1;
-    bool plain = !(err & (NPF_FETCH | NPF_IN_WALK));
+    bool delivering = vmcb->exitintinfo & EVENT_VALID;
+    bool plain = !(err & (NPF_FETCH | NPF_IN_WALK)) && !delivering;
 
     if (plain && in_window(gpa, GUEST_LAPIC_GPA, LAPIC_SIZE)) {
         exit_counts[EXIT_LAPIC]++;
@@ -2192,6 +2207,14 @@ static void handle_stage2_fault(void)
         return;
     }
     exit_counts[EXIT_REFUSED_FAULT]++;
+    if (delivering) {
+        printf("VM fault: the guest's CPU touched GPA 0x%lx while it "
+               "delivered event 0x%lx (vector %lu): its IDT, stack or TSS "
+               "is not in its RAM\n", gpa, vmcb->exitintinfo,
+               vmcb->exitintinfo & 0xFF);
+        vm_dump();
+        return;
+    }
     bool device = in_window(gpa, GUEST_LAPIC_GPA, LAPIC_SIZE) ||
                   in_window(gpa, FLASH_GPA, FLASH_SIZE);
     printf("VM fault: the guest %s GPA 0x%lx, %s\n",
@@ -2210,10 +2233,14 @@ static void handle_stage2_fault(void)
 `vcpu_run` is the loop drawn above. Three things happen around every exit:
 
 - **An interrupted event.** If the exit came while the CPU was delivering an
-  event to the guest (the timer interrupt, say, whose delivery touched a
-  device page), `EXITINTINFO` holds it, and it must be injected again or it
-  is lost (15.7.2 "Intercepts During IDT Interrupt Delivery"). It goes back
-  into `EVENTINJ`.
+  event to the guest, `EXITINTINFO` holds it, and it must be injected again
+  or it is lost (15.7.2 "Intercepts During IDT Interrupt Delivery"). It
+  goes back into `EVENTINJ`. With hvbook's intercepts only a nested page
+  fault can stop a delivery, and `handle_stage2_fault` refuses those, so
+  this is the general rule, kept for whoever adds an intercept. (A
+  hypervisor that does must take care with `INT3`, `INTO` and `INT n`:
+  injected again without NRIP save, their return address would be the
+  instruction itself. KVM executes them again instead.)
 - **The TLB flush** asked for on the first `VMRUN` is done; `TLB_CONTROL`
   goes back to 0.
 - **The budget** is checked on every exit, not only on the timer's.

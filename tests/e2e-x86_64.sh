@@ -51,6 +51,15 @@ why=""
   '  HLT +[0-9]+' 'Hypervisor ok!')
 report hlt-wakes-on-timer "$why"
 
+# A guest that moves its timer to another vector gets its ticks at the new
+# vector: the VMCB's V_INTR_VECTOR is replaced, not ORed into.
+run revector --guest "$b/tests/revector.elf"
+why=""
+[ "$status" = 0 ] || why="run.sh exited $status"
+[ -n "$why" ] || why=$(in_order "$out/revector.log" \
+  'timer moved to vector 0x41: the tick arrived at 0x41' 'Hypervisor ok!')
+report timer-vector-moved "$why"
+
 # expect_vm_fault NAME ERE ARGS...: the guest starts, then a VM-fault report
 # matching ERE with the guest's pc, exit status 1, and no success lines.
 expect_vm_fault() {
@@ -81,6 +90,11 @@ why=""
 [ "$status" = 1 ] || why="run.sh --bare exited $status, expected 1"
 [ -n "$why" ] || why=$(absent "$out/triple-fault-bare.log" 'the triple fault did not stop')
 report triple-fault-bare "$why"
+# An IDT in the flash: the nested page fault comes from the CPU's delivery
+# of #DB, not from the load at the guest's pc, which must not be emulated.
+expect_vm_fault idt-in-flash \
+  "VM fault: the guest's CPU touched GPA 0xffc00008 while it delivered event 0x80000301 \(vector 1\).*" \
+  --guest "$b/tests/idtflash.elf"
 expect_vm_fault unknown-instruction \
   'VM fault: the guest accessed device GPA 0xfee00080 with an instruction hvbook cannot emulate .*bytes at guest pc: 83 05 80 00 e0 fe.*' \
   --guest "$b/tests/apicadd.elf"
