@@ -202,6 +202,8 @@ enough to *replay* it in software, which is how device emulation works
     21  SSE   a load that sign-extends (LDRSB, LDRSH, LDRSW)
  20..16 SRT   the register transferred (31 = XZR for a store)
     15  SF    1: a 64-bit register (Xn), 0: a 32-bit one (Wn)
+     8  CM    1: a cache maintenance (`DC`) or address translation (`AT`)
+              instruction, not a load or store; `WnR` then reads 1
      7  S1PTW 1: the fault came from the guest's own stage-1 table walk
      6  WnR   1: a write, 0: a read
   5..0  DFSC  fault status: 0b0001LL translation fault at level LL,
@@ -216,6 +218,7 @@ and the virtual address in `FAR_EL2`, whose low 12 bits complete the IPA.
 #define ISS_SSE (1UL << 21)
 #define ISS_SRT(iss) (((iss) >> 16) & 0x1f)
 #define ISS_SF (1UL << 15)
+#define ISS_CM (1UL << 8)
 #define ISS_S1PTW (1UL << 7)
 #define ISS_WNR (1UL << 6)
 #define ISS_FSC(iss) ((iss) & 0x3f)
@@ -1553,6 +1556,7 @@ enum exit_reason {
     EXIT_SGI,
     EXIT_SYSREG,
     EXIT_PFLASH_FAULT,
+    EXIT_CACHE_OP,
     EXIT_REFUSED_FAULT,
     EXIT_UNEXPECTED,
     EXIT_REASONS
@@ -1571,6 +1575,7 @@ static const char *const exit_names[EXIT_REASONS] = {
     [EXIT_SPURIOUS_INTERRUPT] = "spurious interrupt",
     [EXIT_SYSREG] = "system register trapped",
     [EXIT_PFLASH_FAULT] = "stage-2 fault: pflash",
+    [EXIT_CACHE_OP] = "stage-2 fault: cache op",
     [EXIT_REFUSED_FAULT] = "stage-2 fault: refused",
     [EXIT_UNEXPECTED] = "unexpected",
 };
@@ -2789,6 +2794,15 @@ the GIC are emulated; *nothing* else is reachable.
   have changed what every later reader of the flash sees.
 - **PL011, GICD, GICR**: never mapped, so every access exits and is
   emulated by the models above.
+- **cache maintenance** (`ISS.CM`): a `DC CIVAC` or `DC IVAC` that names a
+  device window is not a load or store, and its syndrome says so: `ISV` =
+  0 and `WnR` = 1, whatever the instruction. Replayed as an access it would
+  be refused, or worse, taken for a write to the flash. On bare metal it
+  completes without a fault, so hvbook does what KVM does: it completes
+  the instruction as a no-op, since no cache holds the emulated devices'
+  registers and the guest never wrote to the flash.
+  (QEMU treats `DC` by address as a no-op that never faults, so this path
+  shows only on real hardware; no test can reach it.)
 - **anything else**, a fetch from a device, a fault during the guest's own
   stage-1 table walk (`S1PTW`: its page tables would have to be in RAM), or
   a fault that is not a translation fault: a VM fault, and the VM stops.
@@ -2804,6 +2818,17 @@ static void handle_stage2_fault(bool fetch)
     u64 iss = ESR_ISS(vcpu.esr);
     bool plain = FSC_TYPE(ISS_FSC(iss)) == FSC_TRANSLATION &&
                  !(iss & ISS_S1PTW) && !fetch;
+    bool flash = in_window(ipa, PFLASH_IPA, PFLASH_SIZE);
+    bool device = flash || in_window(ipa, PL011_BASE, PL011_SIZE) ||
+                  in_window(ipa, GICD_BASE, GICD_SIZE) ||
+                  in_window(ipa, GICR_BASE, GICR_SIZE);
+
+    if ((iss & ISS_CM) && !(iss & ISS_S1PTW) && !fetch && device) {
+        exit_counts[EXIT_CACHE_OP]++;
+        vcpu.elr += (vcpu.esr & ESR_IL) ? 4 : 2;
+        return; // nothing cached to clean or invalidate
+    }
+    plain = plain && !(iss & ISS_CM);
 
     if (plain && !(iss & ISS_WNR) && in_window(ipa, PFLASH_IPA, PFLASH_SIZE)) {
         u64 page = ALIGN_DOWN(ipa, PAGE_SIZE);
@@ -2827,10 +2852,6 @@ static void handle_stage2_fault(bool fetch)
         return;
     }
     exit_counts[EXIT_REFUSED_FAULT]++;
-    bool flash = in_window(ipa, PFLASH_IPA, PFLASH_SIZE);
-    bool device = flash || in_window(ipa, PL011_BASE, PL011_SIZE) ||
-                  in_window(ipa, GICD_BASE, GICD_SIZE) ||
-                  in_window(ipa, GICR_BASE, GICR_SIZE);
     bool write = !fetch && !(iss & ISS_S1PTW) && (iss & ISS_WNR);
     printf("VM fault: the guest %s IPA 0x%lx, %s\n",
            fetch             ? "fetched from"
