@@ -797,6 +797,11 @@ section that explains it):
 |             |                               | about its CPU, minus SVM: no   |
 |             |                               | nested virtualization (15.9)   |
 +-------------+-------------------------------+--------------------------------+
+| 3, 22       | `INVD`                        | it would throw away the        |
+|             |                               | caches' unwritten lines, the   |
+|             |                               | hypervisor's too; skipped, as  |
+|             |                               | KVM does (APM vol. 3, "INVD")  |
++-------------+-------------------------------+--------------------------------+
 | 3, 24       | `HLT`                         | a halted guest waits for *its* |
 |             |                               | timer, through the hypervisor  |
 |             |                               | (15.9)                         |
@@ -850,6 +855,7 @@ hypervisor.
 */
 #define INTERCEPT_INTR (1U << 0)
 #define INTERCEPT_CPUID (1U << 18)
+#define INTERCEPT_INVD (1U << 22)
 #define INTERCEPT_HLT (1U << 24)
 #define INTERCEPT_INVLPGA (1U << 26)
 #define INTERCEPT_IOIO_PROT (1U << 27)
@@ -1081,7 +1087,8 @@ static void vcpu_setup(u64 entry)
         msr_pass(passed[i], true, true);
     msr_pass(MSR_TSC, true, false);
 
-    vmcb->intercept_misc1 = INTERCEPT_INTR | INTERCEPT_CPUID | INTERCEPT_HLT |
+    vmcb->intercept_misc1 = INTERCEPT_INTR | INTERCEPT_CPUID |
+                            INTERCEPT_INVD | INTERCEPT_HLT |
                             INTERCEPT_INVLPGA | INTERCEPT_IOIO_PROT |
                             INTERCEPT_MSR_PROT | INTERCEPT_SHUTDOWN;
     vmcb->intercept_misc2 = INTERCEPT_VMRUN | INTERCEPT_VMMCALL |
@@ -1133,6 +1140,7 @@ the guest, wait for it to exit, handle the exit, enter again.
     |        +-- IOIO (0x7B)               -> handle_io: serial port, power-off
     |        +-- CPUID, MSR (0x72, 0x7C)   -> handle_cpuid, handle_msr
     |        +-- HLT (0x78)                -> wait for the guest's timer
+    |        +-- INVD (0x76)               -> skipped
     |        +-- NPF (0x400)               -> handle_stage2_fault
     |        +-- SHUTDOWN, -1, the rest    -> report, stop
     |        |
@@ -1142,6 +1150,7 @@ The exit codes (APM vol. 2, appendix C "SVM Intercept Exit Codes"):
 */
 #define VMEXIT_INTR 0x60
 #define VMEXIT_CPUID 0x72
+#define VMEXIT_INVD 0x76
 #define VMEXIT_HLT 0x78
 #define VMEXIT_INVLPGA 0x7A
 #define VMEXIT_IOIO 0x7B
@@ -1155,7 +1164,7 @@ The exit codes (APM vol. 2, appendix C "SVM Intercept Exit Codes"):
 #define VMEXIT_CLGI 0x85
 #define VMEXIT_SKINIT 0x86
 #define VMEXIT_NPF 0x400
-#define VMEXIT_INVALID ((u64)-1)
+#define VMEXIT_INVALID 0xFFFFFFFFU /* -1, compared in 32 bits: see below */
 
 enum exit_reason {
     EXIT_VMMCALL,
@@ -1164,6 +1173,7 @@ enum exit_reason {
     EXIT_CPUID,
     EXIT_MSR,
     EXIT_HLT,
+    EXIT_INVD,
     EXIT_TIMER_INTERRUPT,
     EXIT_HOST_INTERRUPT,
     EXIT_LAPIC,
@@ -1182,6 +1192,7 @@ static const char *const exit_names[EXIT_REASONS] = {
     [EXIT_CPUID] = "CPUID",
     [EXIT_MSR] = "MSR",
     [EXIT_HLT] = "HLT",
+    [EXIT_INVD] = "INVD (skipped)",
     [EXIT_TIMER_INTERRUPT] = "timer interrupt",
     [EXIT_HOST_INTERRUPT] = "interrupt: hvbook's own",
     [EXIT_LAPIC] = "NPF: local APIC (emulated)",
@@ -1625,6 +1636,12 @@ appendix E "Obtaining Processor Information Via the CPUID Instruction"):
 |             |               |              | TSC-deadline mode               |
 +-------------+---------------+--------------+---------------------------------+
 
+Two bits are no features but mirrors of `CR4`, filled in by the CPU from
+the `CR4` of whoever runs `CPUID`, here hvbook: leaf 1 `ECX` bit 27
+`OSXSAVE` shows `CR4.OSXSAVE` (bit 18), leaf 7 `ECX` bit 4 `OSPKE` shows
+`CR4.PKE` (bit 22). `handle_cpuid` sets both from the *guest's* `CR4`, so
+a guest that turns `XSAVE` on sees it on, as bare.
+
 **MSRs** (`RDMSR` 0F 32, `WRMSR` 0F 30; the number in `ECX`, the value in
 `EDX:EAX`; `EXITINFO1` = 1 for a write, 15.11) that the permission map
 sends here:
@@ -1633,9 +1650,10 @@ sends here:
 | MSR                  | read                      | write                     |
 +======================+===========================+===========================+
 | `EFER` (0xC000_0080) | the guest's, without      | kept, with `SVME` added   |
-|                      | `SVME`                    | back; setting `SVME`      |
-|                      |                           | itself is `#GP`, as       |
-|                      |                           | without SVM               |
+|                      | `SVME`                    | back; `#GP` for a bit     |
+|                      |                           | this CPU lacks (`SVME`    |
+|                      |                           | too) or for `LME` changed |
+|                      |                           | while paging is on        |
 +----------------------+---------------------------+---------------------------+
 | `APIC_BASE` (0x1B)   | 0xFEE0_0900: enabled,     | the same value is         |
 |                      | bootstrap CPU, at         | accepted; moving or       |
@@ -1644,7 +1662,9 @@ sends here:
 +----------------------+---------------------------+---------------------------+
 | `PAT` (0x277)        | `G_PAT` of the VMCB       | into `G_PAT`, which       |
 |                      |                           | nested paging uses as the |
-|                      |                           | guest's (15.25.8)         |
+|                      |                           | guest's (15.25.8); `#GP`  |
+|                      |                           | if an entry is no memory  |
+|                      |                           | type                      |
 +----------------------+---------------------------+---------------------------+
 | `TSC` (0x10)         | not intercepted           | refused (`#GP`): it would |
 |                      |                           | move the host's clock     |
@@ -1654,20 +1674,51 @@ sends here:
 
 `#GP` is what a real CPU raises for an MSR it does not have, so the guest's
 own handler sees exactly what it would see on bare metal.
+
+The two values that go into the VMCB are checked as the CPU would check
+them, and for a second reason: `VMRUN` checks them too, and refuses to run
+at all with a reserved `EFER` bit set (15.5.1), so a guest that got one
+through would stop its own VM with `VMEXIT_INVALID`, as if hvbook had a
+bug. `EFER` (APM vol. 2, 3.1.7 "Extended Feature Enable Register") takes
+`SCE`, `LME`, `NXE`, `FFXSR` and `TCE` only where `CPUID` 0x8000_0001
+says the CPU has them, and `LMA` as it is (the CPU, not the guest, sets
+it); `LMSLE` is never offered. Each byte of `PAT` (7.8.1 "PAT Register")
+must be a memory type: 0, 1, 4, 5, 6 or 7.
 */
 #define CPUID_LENGTH 2
 #define MSR_LENGTH 2
-#define EFER_GUEST_BITS 0xED01UL /* SCE, LME, LMA, NXE, LMSLE, FFXSR, TCE */
+#define EFER_SCE (1UL << 0)
+#define EFER_NXE (1UL << 11)
+#define EFER_FFXSR (1UL << 14)
+#define EFER_TCE (1UL << 15)
+#define CPUID_EXT_EDX_SYSCALL (1U << 11)
+#define CPUID_EXT_EDX_NX (1U << 20)
+#define CPUID_EXT_EDX_FFXSR (1U << 25)
+#define CPUID_EXT_EDX_LM (1U << 29)
+#define CPUID_EXT_ECX_TCE (1U << 17)
+#define CPUID_ECX_OSXSAVE (1U << 27)
+#define CPUID_STRUCTURED 7
+#define CPUID_7_ECX_OSPKE (1U << 4)
+#define CR4_OSXSAVE (1UL << 18)
+#define CR4_PKE (1UL << 22)
 #define GUEST_APIC_BASE (LAPIC_BASE | APIC_BASE_BSP | APIC_BASE_ENABLE)
 
 static void handle_cpuid(void)
 {
     exit_counts[EXIT_CPUID]++;
-    u32 leaf = (u32)vmcb->rax;
-    struct cpuid r = cpuid(leaf, (u32)vcpu.gpr[REG_RCX]);
-    if (leaf == CPUID_FEATURES)
-        r.ecx &= ~(CPUID_ECX_VMX | CPUID_ECX_X2APIC | CPUID_ECX_TSC_DEADLINE);
-    else if (leaf == CPUID_EXT_FEATURES)
+    u32 leaf = (u32)vmcb->rax, subleaf = (u32)vcpu.gpr[REG_RCX];
+    struct cpuid r = cpuid(leaf, subleaf);
+    if (leaf == CPUID_FEATURES) {
+        r.ecx &= ~(CPUID_ECX_VMX | CPUID_ECX_X2APIC | CPUID_ECX_TSC_DEADLINE |
+                   CPUID_ECX_OSXSAVE);
+        if (vmcb->cr4 & CR4_OSXSAVE)
+            r.ecx |= CPUID_ECX_OSXSAVE;
+    } else if (leaf == CPUID_STRUCTURED && subleaf == 0) {
+        r.ecx &= ~CPUID_7_ECX_OSPKE;
+        if (vmcb->cr4 & CR4_PKE)
+            r.ecx |= CPUID_7_ECX_OSPKE;
+    }
+    if (leaf == CPUID_EXT_FEATURES)
         r.ecx &= ~CPUID_EXT_ECX_SVM;
     else if (leaf == CPUID_SVM_FEATURES)
         r = (struct cpuid){0, 0, 0, 0};
@@ -1676,6 +1727,28 @@ static void handle_cpuid(void)
     vcpu.gpr[REG_RCX] = r.ecx;
     vcpu.gpr[REG_RDX] = r.edx;
     vmcb->rip += CPUID_LENGTH;
+}
+
+/* The EFER bits a guest may set: those this CPU has. */
+static u64 efer_guest_bits(void)
+{
+    struct cpuid r = cpuid(CPUID_EXT_FEATURES, 0);
+    return EFER_LMA | (r.edx & CPUID_EXT_EDX_SYSCALL ? EFER_SCE : 0) |
+           (r.edx & CPUID_EXT_EDX_LM ? EFER_LME : 0) |
+           (r.edx & CPUID_EXT_EDX_NX ? EFER_NXE : 0) |
+           (r.edx & CPUID_EXT_EDX_FFXSR ? EFER_FFXSR : 0) |
+           (r.ecx & CPUID_EXT_ECX_TCE ? EFER_TCE : 0);
+}
+
+/* Every byte a memory type: 0 UC, 1 WC, 4 WT, 5 WP, 6 WB, 7 UC-. */
+static bool pat_valid(u64 pat)
+{
+    for (int i = 0; i < 8; i++) {
+        u8 type = (u8)(pat >> (8 * i));
+        if (type > 7 || type == 2 || type == 3)
+            return false;
+    }
+    return true;
 }
 
 static void handle_msr(void)
@@ -1701,7 +1774,8 @@ static void handle_msr(void)
     }
     switch (msr) {
     case MSR_EFER:
-        if (value & ~EFER_GUEST_BITS) {
+        if ((value & ~efer_guest_bits()) ||
+            ((vmcb->cr0 & CR0_PG) && ((value ^ vmcb->efer) & EFER_LME))) {
             inject_exception(VECTOR_GP, true);
             return;
         }
@@ -1717,6 +1791,10 @@ static void handle_msr(void)
         }
         break;
     case MSR_PAT:
+        if (!pat_valid(value)) {
+            inject_exception(VECTOR_GP, true);
+            return;
+        }
         vmcb->g_pat = value;
         break;
     default:
@@ -1740,8 +1818,13 @@ an interrupt we injected is pending and the guest can take it. A guest that
 halts with its interrupts off, or with no timer armed, would sleep forever
 on bare metal; here it sleeps until its time budget is spent. The ticks
 that end a wait are no exits of their own: the table counts the `HLT`.
+
+`INVD` (0F 08), intercepted for the reason in section 4's table, is
+skipped the same way: `RIP` moves past its two bytes, and nothing else
+happens.
 */
 #define HLT_LENGTH 1
+#define INVD_LENGTH 2 /* 0F 08 */
 
 static void handle_hlt(void)
 {
@@ -2247,7 +2330,9 @@ static void handle_stage2_fault(void)
 
 An exit code of -1 (`VMEXIT_INVALID`) means `VMRUN` itself refused the
 VMCB's state (15.5.1 lists the checks): a bug in hvbook, reported like any
-other unexpected exit.
+other unexpected exit. The code is compared in its low 32 bits, where
+every exit code lives: QEMU 7.2 writes -1 as 0xFFFF_FFFF, without the
+upper half, and KVM too reads only the low 32 bits.
 */
 static void vcpu_run(void)
 {
@@ -2257,7 +2342,7 @@ static void vcpu_run(void)
         if (vmcb->exitintinfo & EVENT_VALID)
             vmcb->eventinj = vmcb->exitintinfo;
 
-        switch (vmcb->exitcode) {
+        switch ((u32)vmcb->exitcode) {
         case VMEXIT_INTR:
             host_timer_fired = false;
             take_host_interrupts();
@@ -2280,6 +2365,10 @@ static void vcpu_run(void)
             break;
         case VMEXIT_HLT:
             handle_hlt();
+            break;
+        case VMEXIT_INVD:
+            exit_counts[EXIT_INVD]++;
+            vmcb->rip += INVD_LENGTH;
             break;
         case VMEXIT_NPF:
             handle_stage2_fault();

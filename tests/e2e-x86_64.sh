@@ -42,6 +42,18 @@ why=""
   'Hypervisor ok!')
 report decoder-long-mode "$why"
 
+# CPUID's OSXSAVE follows the guest's CR4; an EFER bit the CPU lacks and a
+# PAT entry that is no memory type are #GP for the guest, as bare, never a
+# VMRUN that fails (VMEXIT_INVALID) on the next entry.
+run cpustate --guest "$b/tests/cpustate.elf"
+why=""
+[ "$status" = 0 ] || why="run.sh exited $status"
+[ -n "$why" ] || why=$(in_order "$out/cpustate.log" \
+  "CPUID: (OSXSAVE follows the guest's CR4|no XSAVE.*)" \
+  'EFER: (a bit the CPU lacks raises #GP|this CPU has TCE.*)' \
+  'PAT: a reserved memory type raises #GP' 'INVD done' 'Hypervisor ok!')
+report cpu-state-checks "$why"
+
 # An idle guest halts until its timer: each HLT exit waits for the guest's
 # deadline and ends with the injected interrupt.
 run hlt --guest "$b/tests/hlt.elf"
