@@ -3527,7 +3527,9 @@ static u32 guest_dt_write(void *buf, const char *cmdline, u64 initrd,
 {
     static struct fdt_writer w;
     char name[32], uart_path[32];
+    u32 aff = (u32)(sysreg_read(VMPIDR_EL2) & 0xffffff); // Aff2..Aff0
     fdtw_begin(&w, buf, LINUX_DTB_MAX);
+    w.boot_cpuid = aff; // the header names the boot CPU by its node's reg
     fdtw_begin_node(&w, "");
     fdtw_prop_u32(&w, "#address-cells", 2);
     fdtw_prop_u32(&w, "#size-cells", 2);
@@ -3554,7 +3556,6 @@ static u32 guest_dt_write(void *buf, const char *cmdline, u64 initrd,
     fdtw_begin_node(&w, "cpus");
     fdtw_prop_u32(&w, "#address-cells", 1);
     fdtw_prop_u32(&w, "#size-cells", 0);
-    u32 aff = (u32)(sysreg_read(VMPIDR_EL2) & 0xffffff); // Aff2..Aff0
     fdtw_begin_node(&w, dt_name(name, "cpu", aff));
     fdtw_prop_str(&w, "device_type", "cpu");
     fdtw_prop_str(&w, "compatible", "arm,arm-v8");

@@ -485,6 +485,7 @@ is a header, then a *structure block* of 32-bit big-endian tokens, then a
 | 4 | `totalsize` | bytes in the whole blob |
 | 8 | `off_dt_struct` | where the structure block starts |
 | 12 | `off_dt_strings` | where the strings block starts |
+| 20, 24 | `version`, `last_comp_version` | 17 and 16 for the format described here |
 | 36 | `size_dt_struct` | how long the structure block is |
 
 The structure block is a walk of the tree: `FDT_BEGIN_NODE` (1) and the
@@ -493,8 +494,12 @@ offset of the property's name in the strings block, and the value, padded;
 `FDT_END_NODE` (2); `FDT_NOP` (4), to skip; `FDT_END` (9). We look for the
 property `bootargs` in the node `chosen`, a child of the root. Every offset is
 checked against the blob's size before it is used: the blob comes from QEMU,
-but a reader that trusts sizes is a bad habit to learn.
+but a reader that trusts sizes is a bad habit to learn. So is the version:
+`size_dt_struct` exists only from version 17 on, and a blob whose
+`last_comp_version` is above 17 says that a version-17 reader cannot
+understand it (Devicetree Specification, 5.2), so both are checked first.
 */
+#define FDT_READ_VERSION 17
 #define FDT_MAGIC 0xd00dfeedU
 #define FDT_BEGIN_NODE 1
 #define FDT_END_NODE 2
@@ -528,7 +533,8 @@ const void *fdt_property(const void *fdt, const char *node, const char *name,
                          u32 *len_out)
 {
     const u8 *b = fdt;
-    if (b == NULL || be32(b) != FDT_MAGIC)
+    if (b == NULL || be32(b) != FDT_MAGIC || be32(b + 20) < FDT_READ_VERSION ||
+        be32(b + 24) > FDT_READ_VERSION)
         return NULL;
     u32 total = be32(b + 4), off_struct = be32(b + 8);
     u32 off_strings = be32(b + 12);
@@ -797,6 +803,7 @@ void fdtw_begin(struct fdt_writer *w, void *buf, u32 size)
     w->size = size;
     w->pos = 0;
     w->nstrings = 0;
+    w->boot_cpuid = 0;
     w->overflow = size < FDT_HEADER_SIZE + FDT_RSVMAP_SIZE;
     if (!w->overflow) {
         memset(w->buf, 0, FDT_HEADER_SIZE + FDT_RSVMAP_SIZE);
@@ -818,11 +825,13 @@ void fdtw_end_node(struct fdt_writer *w)
 /* The offset of `name` in the strings block, adding it if it is new. */
 static u32 fdtw_string(struct fdt_writer *w, const char *name)
 {
-    u32 len = (u32)strlen(name) + 1;
-    for (u32 off = 0; off < w->nstrings;
-         off += (u32)strlen(w->strings + off) + 1)
-        if (memcmp(w->strings + off, name, len) == 0)
+    u32 len = (u32)strlen(name) + 1, here;
+    // compare whole names only: never read past the last one kept
+    for (u32 off = 0; off < w->nstrings; off += here) {
+        here = (u32)strlen(w->strings + off) + 1;
+        if (here == len && memcmp(w->strings + off, name, len) == 0)
             return off;
+    }
     if (len > sizeof(w->strings) - w->nstrings) {
         w->overflow = true;
         return 0;
@@ -869,8 +878,9 @@ void fdtw_prop_str(struct fdt_writer *w, const char *name, const char *s)
 /* The header (Devicetree Specification, 5.2), ten 32-bit fields in this
    order: magic, total size, where the structure block, the strings block
    and the memory reservation block start, the version (17) and the oldest
-   one it is compatible with (16), the boot CPU (0), and the sizes of the
-   strings and the structure blocks. */
+   one it is compatible with (16), the boot CPU (`boot_cpuid`: the spec
+   asks for the `reg` of its `cpu` node), and the sizes of the strings and
+   the structure blocks. */
 u32 fdtw_finish(struct fdt_writer *w)
 {
     fdtw_token(w, FDT_END);
@@ -882,7 +892,7 @@ u32 fdtw_finish(struct fdt_writer *w)
     u32 total = off_strings + w->nstrings;
     u32 fields[10] = {FDT_MAGIC, total, off_struct, off_strings,
                       FDT_HEADER_SIZE, FDT_VERSION, FDT_LAST_COMP_VERSION,
-                      0, w->nstrings, size_struct};
+                      w->boot_cpuid, w->nstrings, size_struct};
     for (int i = 0; i < 10; i++)
         put_be32(w->buf + 4 * i, fields[i]);
     return total;

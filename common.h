@@ -191,7 +191,9 @@ A guest kernel that is not hvbook's own (Linux) learns what machine it runs
 on from a device tree the hypervisor writes for it: begin, then nodes with
 properties in the order they nest, then finish, which returns the size of
 the blob (or 0 when it did not fit in the buffer). Cells are 32-bit numbers;
-a 64-bit address is two of them, high half first.
+a 64-bit address is two of them, high half first. The header names the boot
+CPU by the `reg` of its `cpu` node: set `boot_cpuid` after `fdtw_begin` if
+that is not 0.
 */
 #define FDTW_MAX_STRINGS 512
 #define FDTW_MAX_CELLS 16
@@ -201,6 +203,7 @@ struct fdt_writer {
     u32 size, pos;           /* the buffer; where the structure block ends */
     char strings[FDTW_MAX_STRINGS]; /* property names, gathered until finish */
     u32 nstrings;
+    u32 boot_cpuid;          /* the boot CPU's `reg`, for the header */
     bool overflow;           /* something did not fit: finish returns 0 */
 };
 

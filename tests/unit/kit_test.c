@@ -242,6 +242,14 @@ static void test_fdt(void)
     expect_no_args("fdt-struct-past-end", c, "off_dt_struct is past totalsize");
 
     FRESH();
+    put_be32(c + 20, 16);
+    expect_no_args("fdt-version-16", c, "version 16 has no size_dt_struct");
+
+    FRESH();
+    put_be32(c + 24, 18);
+    expect_no_args("fdt-last-comp-18", c, "last_comp_version says a v17 reader cannot read it");
+
+    FRESH();
     put_be32(c + 36, 0xFFFFFFF0u);
     expect_no_args("fdt-struct-size-huge", c, "size_dt_struct wraps past totalsize");
 
@@ -359,6 +367,7 @@ static void test_fdt_writer(void)
     u8 buf[1024];
     memset(buf, 0xAA, sizeof(buf));
     fdtw_begin(&w, buf, 512); // the rest is a canary
+    w.boot_cpuid = 0x101;     // its cpu node's reg: Aff1 1, Aff0 1
     fdtw_begin_node(&w, "");
     fdtw_prop_u32(&w, "#address-cells", 2);
     fdtw_prop_u32(&w, "#size-cells", 2);
@@ -392,6 +401,9 @@ static void test_fdt_writer(void)
         get_be32(buf + 4) != total)
         fail("fdtw-header", "finish returned %u, magic 0x%x, totalsize %u", total,
              get_be32(buf), get_be32(buf + 4));
+    else if (get_be32(buf + 28) != 0x101)
+        fail("fdtw-header", "boot_cpuid_phys %u, not the 0x101 asked for",
+             get_be32(buf + 28));
     else if (get_be32(buf + 20) != 17 || get_be32(buf + 24) != 16 ||
              get_be32(buf + 16) != 40 || get_be32(buf + 8) != 56 ||
              get_be32(buf + 12) + nstrings != total)
