@@ -2163,8 +2163,9 @@ Access"):
 +----------------------+---------------------------+---------------------------+
 | version              | the real APIC's           | ignored                   |
 +----------------------+---------------------------+---------------------------+
-| TPR                  | as written                | kept, and its class (bits |
-|                      |                           | 7..4) becomes `V_TPR`     |
+| TPR                  | as written, or `V_TPR`    | kept, and its class (bits |
+|                      | << 4 if a `MOV CR8` has   | 7..4) becomes `V_TPR`     |
+|                      | changed it since          |                           |
 +----------------------+---------------------------+---------------------------+
 | EOI                  | 0                         | accepted: the interrupt   |
 |                      |                           | is done                   |
@@ -2227,7 +2228,13 @@ static bool lapic_emulate(struct mmio_access *a, u64 gpa)
     switch (reg) {
     case LAPIC_ID: a->value = 0; break;
     case LAPIC_VERSION: a->value = lapic_read(LAPIC_VERSION); break;
-    case LAPIC_TPR: a->value = vlapic.tpr; break;
+    case LAPIC_TPR: {
+        // CR8 is the TPR's class: a 64-bit guest's MOV CR8 writes V_TPR
+        // (15.21.2), and the APIC register must show it, as bare.
+        u32 class = (u32)(vmcb->int_ctl & V_TPR_MASK);
+        a->value = class == vlapic.tpr >> 4 ? vlapic.tpr : class << 4;
+        break;
+    }
     case LAPIC_SVR: a->value = vlapic.svr; break;
     case LAPIC_LVT_TIMER: a->value = vlapic.lvt_timer; break;
     case LAPIC_TIMER_INITIAL: a->value = vlapic.initial; break;
@@ -2326,6 +2333,15 @@ static void handle_stage2_fault(void)
   instruction itself. KVM executes them again instead.)
 - **The TLB flush** asked for on the first `VMRUN` is done; `TLB_CONTROL`
   goes back to 0.
+- **The interrupt shadow.** `STI` and `MOV SS` hold interrupts back for
+  the one instruction after them, and bit 0 of the VMCB's `INT_STATE`
+  (0x068) says the guest is inside such a shadow (15.21.5 "Interrupt
+  Shadows"). When a handler moves `RIP` past an intercepted instruction,
+  that instruction has run and the shadow ends with it, so it is cleared:
+  left set, it would hold the guest's next interrupt back one instruction
+  longer than bare metal does (after `STI; HLT`, say). QEMU 7.2 reports the
+  shadow but does not hold a virtual interrupt back for it, so only a real
+  CPU shows the difference.
 - **The budget** is checked on every exit, not only on the timer's.
 
 An exit code of -1 (`VMEXIT_INVALID`) means `VMRUN` itself refused the
@@ -2339,6 +2355,7 @@ static void vcpu_run(void)
     while (vm_state == VM_RUNNING) {
         vcpu_enter(&vcpu);
         vmcb->tlb_control = 0;
+        u64 rip = vmcb->rip;
         if (vmcb->exitintinfo & EVENT_VALID)
             vmcb->eventinj = vmcb->exitintinfo;
 
@@ -2394,6 +2411,8 @@ static void vcpu_run(void)
             exit_counts[EXIT_UNEXPECTED]++;
             vm_fault("unexpected exit");
         }
+        if (vmcb->rip != rip) // an instruction was skipped: its shadow ends
+            vmcb->int_state &= ~INT_STATE_SHADOW;
         if (vm_state == VM_RUNNING && budget_deadline &&
             rdtsc() >= budget_deadline)
             timer_tick();
