@@ -174,7 +174,7 @@ long_mode:
 ### The interrupt descriptor table
 
 Every exception and interrupt goes through the IDT: 256 *gates* of 16 bytes
-(APM vol. 2, 8.8 "Long-Mode Interrupt Control Transfers"), each holding the
+(APM vol. 2, 8.9 "Long-Mode Interrupt Control Transfers"), each holding the
 address of a handler:
 
 +-------------+-----------------------+----------------------------------------+
