@@ -564,7 +564,7 @@ the hardware:
 | 15..14 | TG0   | 0b00                         | 4 KiB granule                |
 +--------+-------+------------------------------+------------------------------+
 | 13..12 | SH0   | 0b11                         | table walks are Inner        |
-|        |       |                              | Shareable                    |
+|        |       |                              | Shareable (see below)        |
 +--------+-------+------------------------------+------------------------------+
 | 11..10 | ORGN0 | 0b00                         | walks read the tables        |
 |        |       |                              | Non-cacheable (outer)        |
@@ -578,7 +578,10 @@ the hardware:
 
 Why non-cacheable walks? The hypervisor writes the tables with its data cache
 off (see "Caches" above). A walker allowed to cache them could keep a stale
-copy of a table we later change.
+copy of a table we later change. With both `IRGN0` and `ORGN0`
+Non-cacheable, `SH0` makes no difference: a shareability field matters only
+for Normal Cacheable memory, and Normal Non-cacheable memory is always
+treated as Outer Shareable (Arm ARM, D8 "Memory region attributes").
 */
 #define VTCR_RES1 (1UL << 31)
 #define VTCR_PS_SHIFT 16
@@ -1304,6 +1307,20 @@ Each of these comes out of reset UNKNOWN, so each is written:
 |                         |                         | show                     |
 +-------------------------+-------------------------+--------------------------+
 */
+/*
+That list covers the base architecture's registers, not every extension's.
+Later extensions add EL2 registers that also come
+out of reset UNKNOWN and also decide what traps: `FEAT_FGT`'s fine-grained
+trap registers (`HFGRTR_EL2`, `HFGWTR_EL2`, `HFGITR_EL2`, `HDFGRTR_EL2`,
+`HDFGWTR_EL2`) and `FEAT_HCX`'s `HCRX_EL2`. hvbook does not write them.
+QEMU resets them to 0, so no test here can see the difference; on real
+hardware that has them, a hypervisor must set each, and 0 is not simply
+"trap nothing": some of their bits are *negative* (`nPIR_EL1`, `nTPIDR2_EL0`
+and others trap when 0), and `HCRX_EL2.TCR2En` = 0 traps `TCR2_EL1`, which
+a guest whose ID registers promise `FEAT_TCR2` will use. KVM sets them from
+the features the guest's ID registers show; hvbook would have to do the
+same (or hide those features in `id_reg_read`).
+*/
 #define CPTR_EL2_VALUE 0x33ffUL
 #define CNTHCTL_EL1PCTEN (1UL << 0)
 
@@ -1570,7 +1587,7 @@ static const char *const exit_names[EXIT_REASONS] = {
     [EXIT_TIMER_INTERRUPT] = "timer interrupt",
     [EXIT_UART_INTERRUPT] = "console input (PL011)",
     [EXIT_MAINTENANCE] = "GIC maintenance interrupt",
-    [EXIT_SGI] = "SGI sent (ICC_SGI1R_EL1)",
+    [EXIT_SGI] = "SGI sent (ICC_SGI*R_EL1)",
     [EXIT_HV_TIMER] = "hypervisor timer (budget)",
     [EXIT_SPURIOUS_INTERRUPT] = "spurious interrupt",
     [EXIT_SYSREG] = "system register trapped",

@@ -241,7 +241,8 @@ kernel runs at EL0 still arrives in the third row: the row is chosen by the
 state of the level just below the target, the guest's EL1, not by the state
 of the program that trapped (Arm ARM, D1 "Exception vectors").
 
-The kind numbers are shared with `aarch64.c` (`EXIT_SYNC` and friends).
+The kind numbers are shared with `aarch64.c` (`EXIT_KIND_SYNC` and
+friends).
 */
 #define KIND_SYNC 0
 #define KIND_IRQ 1

@@ -173,7 +173,7 @@ why=$(want_status 0)
                         'SGI: one for every other CPU reached nobody' \
                         'SGI: Group 0 writes did not raise a Group 1 SGI' \
                         '  GIC maintenance interrupt +[1-9][0-9]*' \
-                        '  SGI sent \(ICC_SGI1R_EL1\) +11' 'Hypervisor ok!')
+                        '  SGI sent \(ICC_SGI\*R_EL1\) +11' 'Hypervisor ok!')
 report sgi-to-itself-through-full-list-registers "$why"
 
 # --- The ID registers do not promise SVE or SME (issue 10) -----------------
