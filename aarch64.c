@@ -975,8 +975,9 @@ the next `ERET`, and is then taken at once, as a VM exit.
 #define MAINTENANCE_PPI 25
 #define UART_SPI 33
 
-/* The PL011's interrupt registers, for the real UART here and the guest's
-   emulated one in section 6 (DDI0183, 3.3.13 .. 3.3.15). */
+/* The PL011's control and interrupt registers, for the real UART here and
+   the guest's emulated one in section 6 (DDI0183, 3.3, the descriptions of
+   UARTCR, UARTIMSC and UARTICR). */
 #define PL011_CR 0x030
 #define PL011_IMSC 0x038
 #define PL011_ICR 0x044
@@ -2341,7 +2342,7 @@ reads back what it wrote (say, read-modify-write of `UARTCR`); none of it
 reaches the real UART, whose settings are the hypervisor's.
 
 **Its interrupt.** The PL011 has one combined interrupt line, the OR of
-its masked interrupts (DDI0183, 2.8 "Interrupts": `UARTINTR`), which QEMU's
+its masked interrupts (DDI0183, "Interrupts": `UARTINTR`), which QEMU's
 `virt` wires to SPI 1, INTID 33, and the guest's device tree says so.
 `vuart_update` recomputes the line after every change (a character in, a
 character read, `UARTIMSC` written) and hands it to the virtual GIC as a
