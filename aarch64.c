@@ -1721,11 +1721,16 @@ fills in) remembers each:
 - **Lines that a device model holds high**, level-sensitive: the guest's
   PL011 raises INTID 33 while it has something to say (a character
   received, the transmitter ready) and the guest allows it. `vgic.level`
-  has one bit per line. A level interrupt is *pending exactly while its
-  line is high*, active or not (IHI0069, "Interrupt handling state
-  machine"), so `vgic_flush` keeps each such list register's pending bit
-  equal to the line, and sets its `EOI` bit: when the guest deactivates it,
-  a maintenance interrupt brings us back to look at the line again.
+  has one bit per line. A level interrupt is *pending while its line is
+  high*, active or not (IHI0069, "Interrupt handling state machine"), so
+  `vgic_flush` keeps each such list register's pending bit equal to the
+  line, and sets its `EOI` bit: when the guest deactivates it, a
+  maintenance interrupt brings us back to look at the line again. A write
+  to `ISPENDR` adds a *latch*: it keeps a level interrupt pending, line or
+  no line, until the guest acknowledges it (its list register turns active,
+  or comes back through the maintenance interrupt) or clears it with
+  `ICPENDR`. For these lines the latch is their bit in `vgic.pending`, so
+  the pending bit is the line *or* the latch.
 - **Edges**: an SGI the guest sends itself through `ICC_SGI1R_EL1`
   (`send_sgi`) or an interrupt it makes pending by writing `ISPENDR`. They
   wait in `vgic.pending` until a list register takes them.
@@ -1824,9 +1829,13 @@ static void vgic_flush(void)
             continue; // empty, or the timer (see withdraw_timer)
         u64 bit = 1UL << id, next = state;
         bool on = vgic_forwarded((int)id);
-        if (VGIC_LEVEL_IRQS & bit)
+        bool level = (VGIC_LEVEL_IRQS & bit) != 0;
+        if (level && (state & LR_STATE_ACTIVE))
+            vgic.pending &= ~bit; // acknowledged: a pending latch is spent
+        if (level)
             next = (state & LR_STATE_ACTIVE) |
-                   ((vgic.level & bit) && on ? LR_STATE_PENDING : 0);
+                   (((vgic.level | vgic.pending) & bit) && on
+                        ? LR_STATE_PENDING : 0);
         else if (on && (want & bit))
             next |= LR_STATE_PENDING; // sent again while the guest handles it
         else if (!on && (state & LR_STATE_PENDING)) {
@@ -1835,7 +1844,8 @@ static void vgic_flush(void)
         }
         if (on) {
             want &= ~bit;
-            vgic.pending &= ~bit;
+            if (!level)
+                vgic.pending &= ~bit;
         }
         if (next != state)
             ich_lr(n, true, next ? (lr & ~LR_STATE_MASK) | next : 0);
@@ -1860,7 +1870,8 @@ static void vgic_flush(void)
         bool hw = id == TIMER_PPI && vgic.timer_waiting;
         ich_lr(n, true, lr_make(id, hw));
         empty &= ~(1UL << n);
-        vgic.pending &= ~bit;
+        if (!(VGIC_LEVEL_IRQS & bit))
+            vgic.pending &= ~bit; // (a level one's latch lasts until acked)
         if (hw)
             vgic.timer_waiting = false;
     }
@@ -1910,9 +1921,10 @@ it cannot fire again meanwhile.
 **The maintenance interrupt** (IHI0069, ICH_MISR_EL2 and ICH_EISR_EL2):
 `ICH_EISR_EL2` bit n says that list register n held a level interrupt with
 `EOI` set which the guest has just deactivated; its State is 0 now, but the
-register is not free until written: clear it. `UIE` asked for the rest.
-Either way `vgic_flush` then looks at the lines and the waiting interrupts
-again.
+register is not free until written: clear it, and with it the pending
+latch of that interrupt, which the guest's acknowledgement has used up.
+`UIE` asked for the rest. Either way `vgic_flush` then looks at the lines
+and the waiting interrupts again.
 */
 static void inject_timer(void)
 {
@@ -1925,9 +1937,14 @@ static void handle_maintenance(void)
 {
     exit_counts[EXIT_MAINTENANCE]++;
     u64 eisr = sysreg_read(ICH_EISR_EL2);
-    for (int n = 0; n < num_lrs; n++)
-        if (eisr & (1UL << n))
-            ich_lr(n, true, 0);
+    for (int n = 0; n < num_lrs; n++) {
+        if (!(eisr & (1UL << n)))
+            continue;
+        u64 id = LR_VINTID(ich_lr(n, false, 0));
+        if (id < VGIC_IRQS)
+            vgic.pending &= ~(1UL << id); // acknowledged: its latch is spent
+        ich_lr(n, true, 0);
+    }
     vgic.dirty = true;
 }
 

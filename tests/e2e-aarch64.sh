@@ -176,6 +176,13 @@ why=$(want_status 0)
                         '  SGI sent \(ICC_SGI\*R_EL1\) +11' 'Hypervisor ok!')
 report sgi-to-itself-through-full-list-registers "$why"
 
+# --- A level-sensitive interrupt pended by GICD_ISPENDR stays pending -----
+hostile levelpend levelpend
+why=$(want_status 0)
+[ -n "$why" ] || why=$(in_order "$log" 'pending latch: 33 arrived' \
+                        'pending latch: \.\.\. and only once' 'Hypervisor ok!')
+report level-interrupt-pending-latch "$why"
+
 # --- The ID registers do not promise SVE or SME (issue 10) -----------------
 # -cpu max has both; bare, the same guest sees them.
 hostile idregs idregs
