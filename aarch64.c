@@ -1328,7 +1328,7 @@ same (or hide those features in `id_reg_read`).
 /*
 ### `MDCR_EL2`: debug and the performance monitors
 
-The performance monitors (PMU, Arm ARM D11 "The Performance Monitors
+The performance monitors (PMU, Arm ARM, chapter "The Performance Monitors
 Extension") count cycles and events, and each counter has a *filter* saying
 at which levels it counts: `PMCCFILTR_EL0` for the cycle counter,
 `PMEVTYPER<n>_EL0` for the others, where bit 27, `NSH`, means "count at EL2
@@ -1401,7 +1401,7 @@ filter. The guest keeps its counters; it just never counts at EL2.
 A guest that spins with its interrupts masked, or executes `WFI` with no
 timer armed, would otherwise keep the CPU for good: nothing it does ever
 comes to EL2. So hvbook keeps a timer the guest cannot touch: the **EL2
-physical timer** (`CNTHP_*_EL2`, Arm ARM D11 "The Generic Timer"), whose
+physical timer** (`CNTHP_*_EL2`, Arm ARM, "The Generic Timer"), whose
 registers exist only at EL2 and whose interrupt, PPI 26, only the
 hypervisor enables at the GIC. It compares the physical count
 (`CNTPCT_EL0`) with `CNTHP_CVAL_EL2`; `CNTHP_CTL_EL2.ENABLE` (bit 0) arms
@@ -2969,8 +2969,8 @@ or `PMXEVTYPER_EL0` reaches the hardware with `NSH` clear, "do not count at
 EL2"; `pmu_nsh` remembers what the guest wrote, so that a read gives it
 back and the guest cannot tell.
 
-The registers, by their encodings (Arm ARM, D11 "Performance Monitors
-registers", and the system register index):
+The registers, by their encodings (Arm ARM, the Performance Monitors
+chapter and the system register index):
 
 +----------------------+-------------------------------------------------------+
 | Op1, CRn, CRm, Op2   | register                                              |
