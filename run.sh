@@ -193,6 +193,7 @@ fi
 # run, that the hypervisor prints after a real guest shutdown. The guest never
 # sees the command line, so it cannot print the token to forge a pass.
 token=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+hv_args="hvbook.budget=$budget hvbook.token=$token"
 append=() initrd_opt=() stdin=/dev/null
 # Linux's CPU, bare and under hvbook: pointer authentication with QEMU's
 # cheap "impdef" algorithm, which is a speed setting, and no SVE or SME,
@@ -209,14 +210,14 @@ if [ "$linux" = 1 ] && [ "$bare" = 1 ]; then
 elif [ "$linux" = 1 ]; then
   kernel=$b/hvbook.elf
   machine=(-M virt,virtualization=on,gic-version=3 "${lcpu[@]}" -m 256M)
-  append=(-append "hvbook.budget=$budget hvbook.token=$token hvbook.guest=linux")
+  append=(-append "$hv_args hvbook.guest=linux")
   stdin=/dev/stdin
 elif [ "$bare" = 1 ]; then
   kernel=$guest; machine=("${bare_machine[@]}")
 else
   kernel=$b/hvbook.elf
   [ "$arch" = x86_64 ] && kernel=$b/hvbook.elf32
-  append=(-append "hvbook.budget=$budget hvbook.token=$token")
+  append=(-append "$hv_args")
 fi
 
 # A run with no standard input at all (CI) reads from /dev/null instead.
@@ -228,6 +229,14 @@ fi
 # shellcheck disable=SC2206
 cmd=("$qemu" "${machine[@]}" -nographic -no-reboot -nic none -kernel "$kernel" "${append[@]}"
      "${initrd_opt[@]}" "${disk_opt[@]}" "${pflash_opt[@]}" $extra)
+
+# timeout(1) says 124 when it stopped QEMU, 137 when it had to kill it.
+exit_if_timed_out() {
+  if [ "$1" = 124 ] || [ "$1" = 137 ]; then
+    echo "run.sh: timed out after $timeout s" >&2
+    exit 124
+  fi
+}
 
 if [ "$gdb" = 1 ]; then
   cat >&2 <<EOF
@@ -241,15 +250,13 @@ To debug the guest instead, load its symbols in that gdb session:
 
 The hypervisor and the guest kernel share address ranges (one physical,
 one guest-physical), so load one symbol file at a time. A breakpoint on
-vcpu_run is a good place to start. Stop QEMU with Ctrl-A X. It stops by itself after $timeout s (--timeout).
+vcpu_run is a good place to start. Stop QEMU with Ctrl-A X; it stops by
+itself after $timeout s (--timeout).
 EOF
   set +e
   timeout --foreground -k 5 "$timeout" "${cmd[@]}" -s -S
   status=$?
-  if [ "$status" = 124 ] || [ "$status" = 137 ]; then
-    echo "run.sh: timed out after $timeout s" >&2
-    exit 124
-  fi
+  exit_if_timed_out "$status"
   exit "$status"
 fi
 
@@ -261,10 +268,7 @@ status=${PIPESTATUS[0]}
 set -e
 [ -n "$log" ] && cp "$out" "$log"
 
-if [ "$status" = 124 ] || [ "$status" = 137 ]; then
-  echo "run.sh: timed out after $timeout s" >&2
-  exit 124
-fi
+exit_if_timed_out "$status"
 if [ "$linux" = 1 ] && tr -d '\r' <"$out" | grep -q 'Kernel panic'; then
   echo "run.sh: the Linux kernel panicked" >&2
   exit 1

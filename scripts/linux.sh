@@ -52,14 +52,8 @@ EOF
 fi
 scripts/deps.sh --linux
 
-# The mirror: the first Debian archive (not the security one) in this
-# machine's apt sources, in the one-line or the deb822 format.
-mirror=$(
-  { grep -hE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-      sed -E 's/^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+).*/\2/'
-    grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | sed -E 's/^URIs:[[:space:]]*//' | tr ' ' '\n'
-  } | grep -v -e security -e '^$' | head -1)
-[ -n "$mirror" ] || { echo "scripts/linux.sh: no Debian mirror in this machine's apt sources" >&2; exit 1; }
+mirror=$(scripts/mirror.sh) ||
+  { echo "scripts/linux.sh: no Debian mirror in this machine's apt sources" >&2; exit 1; }
 
 # A private apt: its own sources (arm64 only), lists, cache and an empty
 # dpkg status, all under $dir/apt.

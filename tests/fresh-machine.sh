@@ -15,19 +15,12 @@
 # It is not part of `make test`: .ci/run runs it after `make test`.
 set -u
 cd "$(dirname "$0")/.."
-repo=$PWD
 
 [ "$(id -u)" -eq 0 ] || { echo "fresh-machine: needs root (debootstrap, chroot, mount)" >&2; exit 2; }
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 
-# The mirror: the first Debian archive (not the security one) that this
-# machine's apt sources name, in either the one-line or the deb822 format.
-mirror=$(
-  { grep -hE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-      sed -E 's/^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+).*/\2/'
-    grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | sed -E 's/^URIs:[[:space:]]*//' | tr ' ' '\n'
-  } | grep -v -e security -e '^$' | head -1)
-[ -n "$mirror" ] || { echo "fresh-machine: no Debian mirror in this machine's apt sources" >&2; exit 2; }
+mirror=$(scripts/mirror.sh) ||
+  { echo "fresh-machine: no Debian mirror in this machine's apt sources" >&2; exit 2; }
 
 if ! command -v debootstrap >/dev/null; then
   echo "fresh-machine: installing debootstrap (to build the fresh root)" >&2
