@@ -6,7 +6,9 @@ test:
 
 # Hostile test guests: tests/guests/<arch>-<name>.S -> build/<arch>/tests/<name>.elf,
 # linked where the real guest is linked. badread-ramend is badread aimed at
-# the first byte past guest RAM.
+# the first byte past guest RAM. GUEST_LIB is the architecture's shared
+# tests/guests/<arch>-lib.inc, which every guest includes: a change to it
+# rebuilds them all.
 GUEST_LOAD_riscv64 := 0x80200000
 GUEST_LOAD_aarch64 := 0x40080000
 GUEST_LOAD_x86_64 := 0x100000
@@ -14,12 +16,15 @@ RAM_END_riscv64 := 0x81000000
 RAM_END_aarch64 := 0x41000000
 RAM_END_x86_64 := 0x1000000
 
+GUEST_LIB = $(wildcard tests/guests/$(1)-lib.inc)
+
 define TEST_GUEST_RULES
-$(B)/$(1)/tests/%.elf: tests/guests/$(1)-%.S Makefile tests/tests.mk
+$(B)/$(1)/tests/%.elf: tests/guests/$(1)-%.S $(call GUEST_LIB,$(1)) Makefile tests/tests.mk
 	@mkdir -p $$(@D)
 	$$(CROSS_$(1))gcc $$(CFLAGS_$(1)) -nostdlib -static -no-pie -Wl,--build-id=none \
 	  -Wl,-Ttext=$$(GUEST_LOAD_$(1)) -Wl,-z,noexecstack -o $$@ $$<
-$(B)/$(1)/tests/badread-ramend.elf: tests/guests/$(1)-badread.S Makefile tests/tests.mk
+$(B)/$(1)/tests/badread-ramend.elf: tests/guests/$(1)-badread.S $(call GUEST_LIB,$(1)) \
+  Makefile tests/tests.mk
 	@mkdir -p $$(@D)
 	$$(CROSS_$(1))gcc $$(CFLAGS_$(1)) -DBAD_GPA=$$(RAM_END_$(1)) -nostdlib -static -no-pie \
 	  -Wl,--build-id=none -Wl,-Ttext=$$(GUEST_LOAD_$(1)) -Wl,-z,noexecstack -o $$@ $$<

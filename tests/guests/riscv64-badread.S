@@ -15,22 +15,10 @@ _start:
     ld      t1, 0(t0)
     la      a0, escaped
     call    puts
-    li      a7, 0x53525354      // SRST shutdown: should never get here
-    li      a6, 0
-    li      a0, 0
-    li      a1, 0
-    ecall
-1:  j       1b
+    li      a0, 0               // SRST shutdown: should never get here
+    j       shutdown
 
-puts:                           // legacy SBI putchar, one byte at a time
-    mv      t2, a0
-2:  lbu     a0, 0(t2)
-    beqz    a0, 3f
-    li      a7, 1
-    ecall
-    addi    t2, t2, 1
-    j       2b
-3:  ret
+#include "riscv64-lib.inc"
 
     .section .rodata
 escaped:

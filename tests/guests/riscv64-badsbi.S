@@ -84,12 +84,8 @@ _start:
 10: mv      a0, s4
     call    puts
 
-11: li      a7, SRST            // SRST: shutdown, no reason
-    li      a6, 0
-    li      a0, 0
-    li      a1, 0
-    ecall
-5:  j       5b
+11: li      a0, 0               // SRST: shutdown, no reason
+    j       shutdown
 
 // srst_refused(a0 = type, a1 = reason, a2 = line to print if refused
 // with -3): a reset that happens stops the VM, so the line never appears.
@@ -108,15 +104,7 @@ srst_refused:
     mv      ra, s5
     ret
 
-puts:
-    mv      t2, a0
-6:  lbu     a0, 0(t2)
-    beqz    a0, 7f
-    li      a7, 1
-    ecall
-    addi    t2, t2, 1
-    j       6b
-7:  ret
+#include "riscv64-lib.inc"
 
     .section .rodata
 unknown_ok:      .asciz "unknown SBI extension answered -2 (not supported)\n"

@@ -10,19 +10,12 @@ _start:
     li      t0, 0x22010000
     li      t1, 0x20                // CFI "block erase"
     sw      t1, 0(t0)               // must fault
-    la      t2, escaped
-1:  lbu     a0, 0(t2)               // legacy SBI putchar, one byte at a time
-    beqz    a0, 2f
-    li      a7, 1
-    ecall
-    addi    t2, t2, 1
-    j       1b
-2:  li      a7, 0x53525354          // SRST shutdown: should never get here
-    li      a6, 0
-    li      a0, 0
-    li      a1, 0
-    ecall
-3:  j       3b
+    la      a0, escaped
+    call    puts
+    li      a0, 0                   // SRST shutdown: should never get here
+    j       shutdown
+
+#include "riscv64-lib.inc"
 
     .section .rodata
 escaped:

@@ -18,22 +18,10 @@ _start:
     li      s1, 1                   // SRST reason 1: system failure
     la      a0, bad
 1:  call    puts
-    li      a7, 0x53525354          // SRST system_reset(shutdown, reason)
-    li      a6, 0
-    li      a0, 0
-    mv      a1, s1
-    ecall
-2:  j       2b
+    mv      a0, s1                  // SRST system_reset(shutdown, reason)
+    j       shutdown
 
-puts:                               // legacy SBI putchar, one byte at a time
-    mv      t2, a0
-3:  lbu     a0, 0(t2)
-    beqz    a0, 4f
-    li      a7, 1
-    ecall
-    addi    t2, t2, 1
-    j       3b
-4:  ret
+#include "riscv64-lib.inc"
 
     .section .rodata
 good: .asciz "Got pflash magic: HACK\n"

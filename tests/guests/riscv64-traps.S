@@ -182,23 +182,9 @@ no_trap:
     la      a0, m_no_trap
     call    puts
     li      a0, 1
-shutdown:
-    mv      a1, a0
-    li      a0, 0
-    li      a7, 0x53525354
-    li      a6, 0
-    ecall
-3:  j       3b
+    j       shutdown
 
-puts:                               // legacy SBI putchar, one byte at a time
-    mv      t2, a0
-4:  lbu     a0, 0(t2)
-    beqz    a0, 5f
-    li      a7, 1
-    ecall
-    addi    t2, t2, 1
-    j       4b
-5:  ret
+#include "riscv64-lib.inc"
 
     .section .rodata
 m_amo:          .asciz "misaligned AMO: "

@@ -9,15 +9,12 @@ timer can end the run, with the time-budget report.
 _start:
     csrw    sie, zero
     csrci   sstatus, 2
-    la      t2, msg
-1:  lbu     a0, 0(t2)               // legacy SBI putchar, one byte at a time
-    beqz    a0, 2f
-    li      a7, 1
-    ecall
-    addi    t2, t2, 1
-    j       1b
+    la      a0, msg
+    call    puts
 2:  wfi
     j       2b
+
+#include "riscv64-lib.inc"
 
     .section .rodata
 msg: .asciz "interrupts masked, no timer armed: waiting for ever\n"

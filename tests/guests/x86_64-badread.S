@@ -19,18 +19,9 @@ _start:
     mov     $escaped, %esi
     call    puts
     xor     %eax, %eax          // power-off port, 0: success
-    out     %eax, $0xf4
-1:  hlt
-    jmp     1b
-
-puts:                           // %esi: a NUL-terminated string, to COM1
-    mov     $0x3f8, %dx
-2:  lodsb
-    test    %al, %al
-    jz      3f
-    out     %al, %dx
-    jmp     2b
-3:  ret
+    jmp     power_off
 
 escaped:
     .asciz  "ISOLATION BROKEN: the load outside guest RAM succeeded\n"
+
+#include "x86_64-lib.inc"

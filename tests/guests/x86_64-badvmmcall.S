@@ -33,20 +33,11 @@ _start:
 2:  call    puts
 
     xor     %eax, %eax          // power-off port, 0: success
-    out     %eax, $0xf4
-3:  hlt
-    jmp     3b
-
-puts:                           // %esi: a NUL-terminated string, to COM1
-    mov     $0x3f8, %dx
-4:  lodsb
-    test    %al, %al
-    jz      5f
-    out     %al, %dx
-    jmp     4b
-5:  ret
+    jmp     power_off
 
 answer_ok:   .asciz "unknown vmmcall answered -1\n"
 answer_bad:  .asciz "unknown vmmcall got a wrong answer\n"
 putchar_ok:  .asciz "putchar vmmcall answered 0\n"
 putchar_bad: .asciz "putchar vmmcall got a wrong answer\n"
+
+#include "x86_64-lib.inc"

@@ -78,25 +78,14 @@ _start:
     invd
     mov     $invd_done, %esi
     call    puts
-    xor     %eax, %eax
-    out     %eax, $0xf4
-4:  hlt
-    jmp     4b
+    xor     %eax, %eax          // power-off port, 0: success
+    jmp     power_off
 
 gp_handler:
     movl    $1, gp_seen
     addl    $2, 4(%esp)         // skip the 2-byte WRMSR (past the error code)
     add     $4, %esp            // drop the error code
     iret
-
-puts:
-    mov     $0x3f8, %dx
-5:  lodsb
-    test    %al, %al
-    jz      6f
-    out     %al, %dx
-    jmp     5b
-6:  ret
 
     .align 8
 gp_seen:
@@ -130,3 +119,5 @@ pat_taken:
     .asciz  "PAT: a reserved memory type was accepted\n"
 invd_done:
     .asciz  "INVD done\n"
+
+#include "x86_64-lib.inc"

@@ -45,9 +45,7 @@ _start:
     mov     $svm_shown, %esi
 5:  call    puts
     xor     %eax, %eax          // power-off port, 0: success
-    out     %eax, $0xf4
-2:  hlt
-    jmp     2b
+    jmp     power_off
 
 set_gate:                       // %eax: handler, %edi: the 8-byte gate
     mov     %ax, (%edi)         // offset 15..0
@@ -70,19 +68,6 @@ ud_handler:
     addl    $3, (%esp)          // past the 3-byte VMLOAD
     iret
 
-puts:                           // %esi: a NUL-terminated string, to COM1
-    push    %eax
-    push    %edx
-    mov     $0x3f8, %dx
-3:  lodsb
-    test    %al, %al
-    jz      4f
-    out     %al, %dx
-    jmp     3b
-4:  pop     %edx
-    pop     %eax
-    ret
-
     .align 8
 gdt:                            // null, null, flat 32-bit code, flat data
     .quad   0, 0, 0x00cf9a000000ffff, 0x00cf92000000ffff
@@ -99,3 +84,5 @@ gp_seen:    .asciz "unknown MSR: #GP delivered to the guest\n"
 ud_seen:    .asciz "VMLOAD: #UD delivered to the guest\n"
 svm_hidden: .asciz "CPUID hides SVM\n"
 svm_shown:  .asciz "CPUID shows SVM to the guest\n"
+
+#include "x86_64-lib.inc"

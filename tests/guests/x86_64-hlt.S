@@ -42,16 +42,9 @@ _start:
     movl    $0x10000, APIC + 0x320      // masked
     movl    $0, APIC + 0x380            // stopped
     mov     $woke, %esi
-    mov     $0x3f8, %dx
-3:  lodsb
-    test    %al, %al
-    jz      4f
-    out     %al, %dx
-    jmp     3b
-4:  xor     %eax, %eax
-    out     %eax, $0xf4
-5:  hlt
-    jmp     5b
+    call    puts
+    xor     %eax, %eax          // power-off port, 0: success
+    jmp     power_off
 
 tick:
     incl    ticks
@@ -74,3 +67,5 @@ idt_ptr:
     .long   idt
 woke:
     .asciz  "HLT woken by 3 timer interrupts\n"
+
+#include "x86_64-lib.inc"

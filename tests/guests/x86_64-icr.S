@@ -12,16 +12,11 @@ _start:
     mov     $0x90000, %esp
     movl    $0x000C4500, 0xFEE00300 // INIT to all others: must be refused
     mov     $escaped, %esi
-    mov     $0x3f8, %dx
-1:  lodsb
-    test    %al, %al
-    jz      2f
-    out     %al, %dx
-    jmp     1b
-2:  xor     %eax, %eax
-    out     %eax, $0xf4
-3:  hlt
-    jmp     3b
+    call    puts
+    xor     %eax, %eax          // power-off port, 0: success
+    jmp     power_off
 
 escaped:
     .asciz  "ISOLATION BROKEN: the ICR write was accepted\n"
+
+#include "x86_64-lib.inc"

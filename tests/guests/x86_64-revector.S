@@ -52,16 +52,9 @@ _start:
     je      4f
     mov     $bad, %esi
     mov     $1, %ebx
-4:  mov     $0x3f8, %dx
-5:  lodsb
-    test    %al, %al
-    jz      6f
-    out     %al, %dx
-    jmp     5b
-6:  mov     %ebx, %eax
-    out     %eax, $0xf4
-7:  hlt
-    jmp     7b
+4:  call    puts
+    mov     %ebx, %eax          // power-off port: 0 success, 1 failure
+    jmp     power_off
 
 set_gate:                       // %eax: handler, %edi: the 8-byte gate
     mov     %ax, (%edi)
@@ -104,3 +97,5 @@ good:
     .asciz  "timer moved to vector 0x41: the tick arrived at 0x41\n"
 bad:
     .asciz  "timer moved to vector 0x41: the tick arrived elsewhere\n"
+
+#include "x86_64-lib.inc"

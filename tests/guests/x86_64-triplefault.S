@@ -28,16 +28,9 @@ start32:
     lidt    empty_idt
     int3
     mov     $escaped, %esi
-    mov     $0x3f8, %dx
-1:  lodsb
-    test    %al, %al
-    jz      2f
-    out     %al, %dx
-    jmp     1b
-2:  xor     %eax, %eax
-    out     %eax, $0xf4
-3:  hlt
-    jmp     3b
+    call    puts
+    xor     %eax, %eax          // power-off port, 0: success
+    jmp     power_off
 
     .align 8
 empty_idt:
@@ -45,3 +38,5 @@ empty_idt:
     .long   0
 escaped:
     .asciz  "the triple fault did not stop the VM\n"
+
+#include "x86_64-lib.inc"
