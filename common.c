@@ -514,14 +514,15 @@ static u32 be32(const u8 *p)
 }
 
 /* Does the NUL-terminated string at `s`, at most `max` bytes, equal `want`?
-   A node name may carry a unit address ("chosen@0"), which we accept. */
-static bool fdt_name_is(const u8 *s, u32 max, const char *want)
+   A node name may carry a unit address ("chosen@0"), which `node` accepts;
+   a property name must match in full. */
+static bool fdt_name_is(const u8 *s, u32 max, const char *want, bool node)
 {
     u32 i = 0;
     for (; want[i]; i++)
         if (i >= max || s[i] != (u8)want[i])
             return false;
-    return i < max && (s[i] == 0 || s[i] == '@');
+    return i < max && (s[i] == 0 || (node && s[i] == '@'));
 }
 
 /*
@@ -556,7 +557,7 @@ const void *fdt_property(const void *fdt, const char *node, const char *name,
             if (len == room)
                 return NULL;
             depth++;
-            in_node = node ? depth == 2 && fdt_name_is(p, room, node)
+            in_node = node ? depth == 2 && fdt_name_is(p, room, node, true)
                            : depth == 1;
             p += ALIGN_UP(len + 1, 4);
         } else if (token == FDT_END_NODE) {
@@ -570,8 +571,8 @@ const void *fdt_property(const void *fdt, const char *node, const char *name,
             if (len > (u32)(end - p) || nameoff >= total - off_strings)
                 return NULL;
             const u8 *pname = b + off_strings + nameoff;
-            if (in_node &&
-                fdt_name_is(pname, total - off_strings - nameoff, name)) {
+            if (in_node && fdt_name_is(pname, total - off_strings - nameoff,
+                                       name, false)) {
                 *len_out = len;
                 return p;
             }
@@ -630,12 +631,13 @@ line could carry options for other programs.
 */
 struct boot_args boot_args = {.budget_s = BUDGET_DEFAULT_S};
 
-static bool word_starts(const char *w, const char *prefix)
+/* If the word at `w` starts with `prefix`, the value after it; else NULL. */
+static const char *word_value(const char *w, const char *prefix)
 {
     while (*prefix)
         if (*w++ != *prefix++)
-            return false;
-    return true;
+            return NULL;
+    return w;
 }
 
 void boot_args_parse(const char *cmdline)
@@ -647,8 +649,8 @@ void boot_args_parse(const char *cmdline)
         const char *w = p;
         while (*p && *p != ' ')
             p++;
-        if (word_starts(w, "hvbook.budget=")) {
-            const char *d = w + 14;
+        const char *d;
+        if ((d = word_value(w, "hvbook.budget="))) {
             u64 v = 0;
             bool ok = d < p;
             for (; d < p && ok; d++) {
@@ -660,18 +662,16 @@ void boot_args_parse(const char *cmdline)
             else
                 printf("hvbook: ignoring a malformed hvbook.budget "
                        "(seconds, a number)\n");
-        } else if (word_starts(w, "hvbook.guest=")) {
-            const char *g = w + 13;
-            size_t n = (size_t)(p - g);
-            if (n == 5 && memcmp(g, "linux", 5) == 0)
+        } else if ((d = word_value(w, "hvbook.guest="))) {
+            if (word_value(d, "linux") == p)
                 boot_args.linux_guest = true;
-            else if (n == 7 && memcmp(g, "gkernel", 7) == 0)
+            else if (word_value(d, "gkernel") == p)
                 boot_args.linux_guest = false;
             else
                 printf("hvbook: ignoring an unknown hvbook.guest "
                        "(linux or gkernel)\n");
-        } else if (word_starts(w, "hvbook.token=")) {
-            const char *t = w + 13;
+        } else if ((d = word_value(w, "hvbook.token="))) {
+            const char *t = d;
             size_t n = (size_t)(p - t);
             bool ok = n > 0 && n <= BOOT_TOKEN_MAX;
             for (size_t i = 0; i < n && ok; i++)
@@ -698,8 +698,7 @@ void print_success(void)
 void report_budget_spent(u64 guest_pc)
 {
     printf("VM stopped: the guest did not shut down within its time "
-           "budget of %u s "
-           "(guest pc 0x%lx)\n",
+           "budget of %u s (guest pc 0x%lx)\n",
            boot_args.budget_s, (unsigned long)guest_pc);
 }
 
