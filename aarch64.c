@@ -974,6 +974,9 @@ the next `ERET`, and is then taken at once, as a VM exit.
    QEMU's), and the PL011's interrupt on QEMU virt: SPI 1, INTID 33. */
 #define MAINTENANCE_PPI 25
 #define UART_SPI 33
+/* An MPIDR's affinity fields, Aff3 (39..32) and Aff2..Aff0 (23..0): the
+   value GICD_IROUTER<n> routes to, and the one PSCI names a CPU by. */
+#define MPIDR_AFFINITY_MASK 0xff00ffffffUL
 
 /* The PL011's control and interrupt registers, for the real UART here and
    the guest's emulated one in section 6 (DDI0183, 3.3, the descriptions of
@@ -1029,25 +1032,23 @@ static void gic_setup(void)
     mmio_write32(GICR_BASE + GICR_WAKER, waker & ~GICR_WAKER_PROCESSOR_SLEEP);
     while (mmio_read32(GICR_BASE + GICR_WAKER) & GICR_WAKER_CHILDREN_ASLEEP)
         ;
-    // 3. Every SGI and PPI off; PPIs 27 and 26 Group 1, middle priority; 26 on.
+    // 3. Every SGI and PPI off; PPIs 27, 26 and 25 Group 1, middle
+    // priority; 26 and 25 on.
     mmio_write32(GICR_BASE + GICR_ICENABLER0, 0xffffffff);
     gicr_wait_rwp();
     mmio_write32(GICR_BASE + GICR_IGROUPR0,
                  mmio_read32(GICR_BASE + GICR_IGROUPR0) | 1U << TIMER_PPI |
-                     1U << HV_TIMER_PPI);
+                     1U << HV_TIMER_PPI | 1U << MAINTENANCE_PPI);
     mmio_write8(GICR_BASE + GICR_IPRIORITYR + TIMER_PPI, HV_TIMER_PRIORITY);
     mmio_write8(GICR_BASE + GICR_IPRIORITYR + HV_TIMER_PPI, HV_TIMER_PRIORITY);
     mmio_write8(GICR_BASE + GICR_IPRIORITYR + MAINTENANCE_PPI,
                 HV_TIMER_PRIORITY);
-    mmio_write32(GICR_BASE + GICR_IGROUPR0,
-                 mmio_read32(GICR_BASE + GICR_IGROUPR0) |
-                     1U << MAINTENANCE_PPI);
     mmio_write32(GICR_BASE + GICR_ISENABLER0,
                  1U << HV_TIMER_PPI | 1U << MAINTENANCE_PPI);
     gicr_wait_rwp();
     // The real PL011's receive interrupt, SPI 33, to this CPU.
     u32 bit = 1U << (UART_SPI % 32);
-    u64 aff = sysreg_read(MPIDR_EL1) & 0xff00ffffffUL;
+    u64 aff = sysreg_read(MPIDR_EL1) & MPIDR_AFFINITY_MASK;
     mmio_write32(GICD_BASE + GICD_IGROUPR + 4,
                  mmio_read32(GICD_BASE + GICD_IGROUPR + 4) | bit);
     mmio_write8(GICD_BASE + GICD_IPRIORITYR + UART_SPI, HV_TIMER_PRIORITY);
@@ -2110,8 +2111,6 @@ SMCCC calls use `HVC #0` / `SMC #0`; a call with another immediate (the low
 The function id is `w0`, the low 32 bits of `x0` (DEN0028, "Function
 Identifiers").
 */
-#define MPIDR_AFFINITY_MASK 0xff00ffffffUL
-
 static bool psci_supported(u32 fn)
 {
     switch (fn) {
@@ -2672,8 +2671,8 @@ static void vgic_bank(int bank, int word, struct mmio_access *a)
         break;
     case BANK_CLEAR_ACTIVE: lr_clear(v, LR_STATE_ACTIVE); break;
     }
-    if (word == 0)
-        gic_sync_timer_enable();
+    if (word == 0 && bank <= BANK_CLEAR_ENABLE)
+        gic_sync_timer_enable(); // INTID 27's group or enable may have moved
     vgic.dirty = true;
 }
 

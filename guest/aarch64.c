@@ -459,7 +459,6 @@ void arm_trap(unsigned long kind, struct trap_frame *tf)
     uint64_t esr = sysreg_read(esr_el1), far = sysreg_read(far_el1);
     kprintf("unexpected exception: %s, esr=0x%lx (EC 0x%lx) "
             "elr=0x%lx far=0x%lx\n",
-
             vector_names[kind & 15], esr, (esr >> ESR_EC_SHIFT) & ESR_EC_MASK,
             tf->elr, far);
     plat_shutdown(false);
