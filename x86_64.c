@@ -330,20 +330,24 @@ static inline void lapic_write(u32 reg, u32 v)
 /*
 `time_init` switches the local APIC on (`SVR`, with the spurious vector),
 masks the two legacy pins, which nothing here uses, and measures the TSC:
-it starts the APIC timer counting down from 10 000 000 ticks (10 ms on
-QEMU) at divide 1 and takes two readings of the pair (current count, TSC),
-one at the start and one once most of the count has gone. The rate is the
-TSC ticks between the readings over the APIC ticks between them. Reading
+it starts the APIC timer counting down from its largest count, 2^32 - 1
+ticks (4.3 s on QEMU), at divide 1 and takes two readings of the pair
+(current count, TSC), one at the start and one once 10 000 000 ticks
+(10 ms) have gone. The rate is the TSC ticks between the readings over the
+APIC ticks between them. Reading
 the pair in the same order both times matters: a read of the count can be
 slow (under emulation it can wait for a lock QEMU holds), and whatever one
 read costs, the other costs too, so the delays cancel. Waiting for the count
 to reach 0 instead, as a first version did, counted the delay of the last
 read as timer time, and made the rate up to 10% too high on a busy host:
 the guest, which calibrates its own clock against the timer hvbook emulates,
-would have seen a TSC that ran at the wrong speed. A reading that finds the
-count already at 0 (the CPU was away) cannot be trusted, and is taken again.
-From then on the timer is set up for the hypervisor: one-shot, unmasked,
-our vector. It is armed only later, by `host_timer_arm`.
+would have seen a TSC that ran at the wrong speed. Starting from the
+largest count, not from 10 ms' worth, gives the second reading seconds to
+happen in: on a busy host QEMU's CPU thread can be away for milliseconds,
+and a count that reached 0 meanwhile would say nothing. (A count found at 0
+all the same cannot be trusted, and the measurement is made again.) Then
+the count is stopped, and the timer set up for the hypervisor: one-shot,
+unmasked, our vector. It is armed only later, by `host_timer_arm`.
 
 With the rate known, converting between APIC ticks and TSC ticks is a
 multiplication and a division, done in 128 bits so that neither can
@@ -376,13 +380,13 @@ static void time_init(void)
     lapic_write(LAPIC_LVT_TIMER, LVT_MASKED | HOST_TIMER_VECTOR);
     lapic_write(LAPIC_TIMER_DIVIDE, LAPIC_DIVIDE_BY_1);
     for (int attempt = 1;; attempt++) {
-        lapic_write(LAPIC_TIMER_INITIAL, CALIBRATION_TICKS);
+        lapic_write(LAPIC_TIMER_INITIAL, 0xFFFFFFFF);
         u32 count0 = lapic_read(LAPIC_TIMER_CURRENT);
         u64 tsc0 = rdtsc();
         u32 count1;
         do
             count1 = lapic_read(LAPIC_TIMER_CURRENT);
-        while (count1 > CALIBRATION_TICKS / 10);
+        while (count1 != 0 && count0 - count1 < CALIBRATION_TICKS);
         u64 tsc1 = rdtsc();
         if (count1 != 0 && count0 > count1 && tsc1 > tsc0) {
             // TSC ticks per CALIBRATION_TICKS APIC ticks, in 128 bits.
@@ -397,6 +401,7 @@ static void time_init(void)
     }
     tsc_per_second = apic_to_tsc(1000000000UL);
 
+    lapic_write(LAPIC_TIMER_INITIAL, 0); // stopped
     lapic_write(LAPIC_LVT_TIMER, HOST_TIMER_VECTOR); // one-shot, unmasked
 }
 
