@@ -260,9 +260,9 @@ static struct sbiret sbi_call(u64 eid, u64 fid, u64 a0, u64 a1, u64 a2)
 }
 
 /*
-These three functions are the contract `common.h` asks every architecture
-for. The console is OpenSBI's, through the legacy putchar call that every
-OpenSBI version has.
+These three functions, and `time_us` after them, are the contract
+`common.h` asks every architecture for. The console is OpenSBI's, through
+the legacy putchar call that every OpenSBI version has.
 
 Switching off has a wrinkle. SRST can say *why* the machine stops (reason 1
 is "system failure"), but the OpenSBI 1.1 that Debian 12's QEMU ships ignores
@@ -744,8 +744,8 @@ guest-page fault, the guest-physical address shifted right by 2) and
 hardware writes all four on *every* trap, zero where it has nothing to say
 (the descriptions of `htval` and `htinst` in 8.2), so they describe the
 latest exit and nothing older. The run loop copies them into `vmexit` the
-moment the guest has left, and every
-handler and every report reads that copy. A report can then print only
+moment the guest has left, and every handler and every report reads that
+copy. A report can then print only
 values from the exit it reports, whatever the hypervisor did in between.
 */
 struct vm_exit {
@@ -1283,6 +1283,7 @@ _Noreturn void hv_host_trap(u64 scause, u64 sepc, u64 stval, u64 sp)
 The boot flow, the same on every architecture, as it goes on RISC-V:
 
     OpenSBI -> _start (start/riscv64.S) -> hv_main
+      boot arguments (run.sh's -append) from the device tree
       check for the H extension
       page allocator: everything between the end of hvbook and the end of RAM
       16 MiB of guest RAM, mapped by the G-stage table

@@ -44,8 +44,9 @@ freestanding headers, which every C compiler ships even for bare metal.
 ## What the platform gives the kernel
 
 **Identity.** The two strings the kernel prints as `arch = ...` and
-`platform = ...`, and the physical address of the second flash bank
-(`pflash1`), which the device test reads. The guest does not parse the device
+`platform = ...`, and the physical address of the flash the device test
+reads: the second flash bank, `pflash1`, on RISC-V and Arm, the firmware
+window below 4 GiB on x86-64. The guest does not parse the device
 tree: like firmware written for one board, it knows its board. These are the
 addresses of QEMU's `virt` machine (RISC-V, Arm) and `microvm` machine
 (x86-64), and hvbook promises the guest exactly that machine.
