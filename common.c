@@ -486,7 +486,7 @@ is a header, then a *structure block* of 32-bit big-endian tokens, then a
 | 8 | `off_dt_struct` | where the structure block starts |
 | 12 | `off_dt_strings` | where the strings block starts |
 | 20 | `version` | 17 for the format described here |
-| 24 | `last_comp_version` | 16: readable by a version-16 reader |
+| 24 | `last_comp_version` | the oldest reader's version: 17 or less |
 | 36 | `size_dt_struct` | how long the structure block is |
 
 The structure block is a walk of the tree: `FDT_BEGIN_NODE` (1) and the

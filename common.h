@@ -13,11 +13,13 @@ share:
 | console | `printf` with the usual conversions, `panic` | `common.c` |
 | memory | `memcpy`, `memset`, `memcmp`, a page allocator | `common.c` |
 | ELF | a loader that checks every field it trusts | `common.c` |
-| statistics | a table of VM exits by reason | `common.c` |
+| boot | the words of `run.sh`'s command line, the verdict | `common.c` |
+| device tree | a reader for QEMU's, a writer for Linux's | `common.c` |
+| run ends | the four ways a run ends; a table of VM exits | `common.c` |
 | disk | the VirtIO block driver and the FAT reader | `virtio.c`, `fat.c` |
 
-It also declares the *contract*: the two functions every architecture file must
-define so that the shared code can reach the outside world.
+It also declares the *contract*: the four functions every architecture file
+must define so that the shared code can reach the outside world.
 
 The header only uses the compiler's freestanding headers (`stdint.h`,
 `stddef.h`, `stdarg.h`, `stdbool.h`), which exist even when there is no C

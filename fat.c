@@ -983,9 +983,10 @@ tens of microseconds: a 33 MB Linux kernel in 512-byte clusters would be
 one: they are gathered into a *run* (`run_sector`, `run_count`) as long as
 each starts where the run ends, up to `FAT_RUN_SECTORS` (1 MiB), and a run
 is read with one call when the next cluster is elsewhere, the run is full,
-or the file's last, partial cluster comes. A chain that turns out broken
-further on still stops the read with its error; the buffer then holds
-whatever was read so far, as before.
+or the file's last, partial cluster comes, and once more after the loop for
+a file that ends on a cluster boundary. A chain that turns out broken further
+on still stops the read with its error, and then the buffer's contents are
+not to be used: the run gathered so far may not have been read yet.
 */
 #define FAT_RUN_SECTORS 2048
 const char *fat_read_file(struct fat_fs *fs, const char *path, void *buf,
