@@ -62,7 +62,8 @@ AMD CPU offers are missing (`CPUID` 0x8000_000A reads `EDX` = 0x1001_0001):
 
 - **NRIP save** (bit 3): the CPU would tell us where the instruction after
   an intercepted one starts. Without it the hypervisor moves `RIP` past
-  `VMMCALL`, `CPUID`, `RDMSR`, `WRMSR` and `HLT` by their known lengths.
+  `VMMCALL`, `CPUID`, `RDMSR`, `WRMSR`, `HLT` and `INVD` by their known
+  lengths.
 - **Decode assists** (bit 7): the CPU would hand us the bytes of an
   instruction that faulted in the nested tables. Without them, to emulate a
   device access the hypervisor fetches the bytes itself, through the
@@ -78,8 +79,8 @@ AMD CPU offers are missing (`CPUID` 0x8000_000A reads `EDX` = 0x1001_0001):
 4. The virtual CPU: the VMCB, its intercepts, the permission maps, and the
    state a Multiboot kernel starts in.
 5. The run loop, and one handler per kind of VM exit: the guest's timer,
-   hypercalls, port I/O, `CPUID` and MSRs, nested page faults (with the
-   instruction decoder), and everything else.
+   hypercalls, port I/O, `CPUID` and MSRs, `HLT`, nested page faults (with
+   the instruction decoder), and everything else.
 6. `hv_main`, which ties it together.
 */
 #include "common.h"
@@ -647,7 +648,8 @@ static void svm_enable(void)
 
 The VMCB is one 4 KiB page: the control area from offset 0, the state save
 area from 0x400 (APM vol. 2, appendix B, tables B-1 and B-2). Only the
-fields hvbook uses have names here; the rest are reserved and stay zero.
+fields hvbook uses, and a few neighbours it leaves at zero, have names in
+`struct vmcb`; the rest are reserved and stay zero.
 
 +----------------+------------------------------+------------------------------+
 | offset         | field                        | what hvbook puts there, or   |
@@ -669,6 +671,11 @@ fields hvbook uses have names here; the rest are reserved and stay zero.
 |                | `V_INTR_PRIO`,               | inject                       |
 |                | `V_INTR_MASKING`,            |                              |
 |                | `V_INTR_VECTOR`              |                              |
++----------------+------------------------------+------------------------------+
+| 0x068          | `INT_STATE`                  | bit 0: the guest is in an    |
+|                |                              | interrupt shadow; cleared    |
+|                |                              | when hvbook skips an         |
+|                |                              | instruction                  |
 +----------------+------------------------------+------------------------------+
 | 0x070          | `EXITCODE`                   | why the guest exited         |
 +----------------+------------------------------+------------------------------+
@@ -1147,6 +1154,7 @@ the guest, wait for it to exit, handle the exit, enter again.
     |        +-- HLT (0x78)                -> wait for the guest's timer
     |        +-- INVD (0x76)               -> skipped
     |        +-- NPF (0x400)               -> handle_stage2_fault
+    |        +-- VMRUN .. SKINIT, INVLPGA  -> #UD for the guest
     |        +-- SHUTDOWN, -1, the rest    -> report, stop
     |        |
     +--------+ (unless the VM stopped)
@@ -2325,7 +2333,7 @@ static void handle_stage2_fault(void)
 /*
 ### The loop
 
-`vcpu_run` is the loop drawn above. Three things happen around every exit:
+`vcpu_run` is the loop drawn above. Four things happen around every exit:
 
 - **An interrupted event.** If the exit came while the CPU was delivering an
   event to the guest, `EXITINTINFO` holds it, and it must be injected again

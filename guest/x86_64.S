@@ -85,7 +85,7 @@ in guest RAM, so the guest cannot tell QEMU's loader from the hypervisor.
 `multiboot_entry` keeps `EAX` and `EBX` (the `rep stosl` below needs `EAX`,
 `ECX` and `EDI`), takes up the boot stack and zeroes `.bss`: a Multiboot loader
 zeroes up to `bss_end_addr` itself (3.1.3), but the page tables below must be
-zero, and it costs four instructions not to depend on it. Then it stores the
+zero, and it costs six instructions not to depend on it. Then it stores the
 two values in `multiboot_magic` and `multiboot_info`, C variables in
 `x86_64.c`, where `plat_init` checks them once there is a console to complain
 on.

@@ -73,10 +73,10 @@ and writes memory in one go (`or [mem], reg`). Both keep the hypervisor's
 emulation small.
 
 The instructions that a hypervisor sees besides these are `cpuid` (in the
-entry code), one `wrmsr` of `EFER` (entering long mode), `hlt` (only when
-switching off failed), and `rdtsc`, the clock, which hvbook does not
-intercept. The guest sets up no 8259 PIC, no PIT, no CMOS clock: they are not
-part of what hvbook gives it.
+entry code and in `calibrate`), one `wrmsr` of `EFER` (entering long mode),
+`hlt` (only when switching off failed), and `rdtsc`, the clock, which hvbook
+does not intercept. The guest sets up no 8259 PIC, no PIT, no CMOS clock: they
+are not part of what hvbook gives it.
 */
 #include "guest.h"
 
@@ -421,10 +421,10 @@ has:
   software CPU stops at leaf 0xD;
 - the **APIC timer**: its units are the APIC's input clock, fixed by the
   platform. QEMU's local APIC counts at 1 GHz, one count per nanosecond
-  before the divider, and hvbook promises its guest the same units: it backs
-  the guest's APIC timer with its own, real APIC timer, and its current count
-  reads the real one's. But every read of the current count is an exit under
-  hvbook, far too slow for a clock that a worker polls in a tight loop.
+  before the divider, and hvbook promises its guest the same units: it
+  measures its TSC against its own, real APIC timer and computes the guest's
+  current count from the TSC. But every read of the current count is an exit
+  under hvbook, far too slow for a clock that a worker polls in a tight loop.
 
 So the APIC timer is the *reference* and the TSC is the *clock*: at boot,
 `calibrate` counts how many TSC ticks pass while the APIC timer counts down

@@ -308,7 +308,8 @@ which the next host instruction runs with the host's state back.
 
 "Part of the state" is the catch. The VMCB holds the guest's `RAX`, `RSP`,
 `RIP`, `RFLAGS`, control registers and segment registers, but **not** the
-other fourteen general registers, `RBX` to `R15`: they simply keep whatever
+other fourteen general registers, `RCX`, `RDX`, `RBX`, `RBP`, `RSI`, `RDI`
+and `R8` to `R15`: they simply keep whatever
 the guest left in them (APM vol. 2, 15.5.1 "Basic Operation"). So they are
 ours to swap, using a `struct vcpu` (in `x86_64.c`) laid out like this:
 
