@@ -306,12 +306,12 @@ const char *fat_mount(struct fat_fs *fs, block_read_fn read, void *ctx)
     fat_cache_fs = NULL;          // a new volume: forget the old FAT sector
 
     if (read_sectors(&v, 0, 1, cluster_buf) != NULL)
-        return "FAT: the disk could not read its first sector (the boot "
-               "sector)";
+        return "FAT: the disk could not read its first sector "
+               "(the boot sector)";
     if (b[BOOT_SIGNATURE] != 0x55 || b[BOOT_SIGNATURE + 1] != 0xAA)
         return "FAT: sector 0 does not end with the boot signature 0x55 0xAA, "
-               "so it is "
-               "not a FAT boot sector (is the disk empty or partitioned?)";
+               "so it is not a FAT boot sector "
+               "(is the disk empty or partitioned?)";
 
     u32 bps = le16(b + BPB_BYTS_PER_SEC);
     if (bps != 512 && bps != 1024 && bps != 2048 && bps != 4096)
@@ -333,8 +333,7 @@ const char *fat_mount(struct fat_fs *fs, block_read_fn read, void *ctx)
     u32 reserved = le16(b + BPB_RSVD_SEC_CNT);
     if (reserved == 0)
         return "FAT: the reserved sector count is 0, but the boot sector "
-               "itself is "
-               "reserved, so it must be at least 1";
+               "itself is reserved, so it must be at least 1";
     u32 nfats = b[BPB_NUM_FATS];
     if (nfats == 0)
         return "FAT: the number of FATs is 0; a volume needs at least one FAT";
@@ -897,8 +896,8 @@ static const char *lookup(const struct fat_fs *fs, const char *path,
     const char *err;
 
     if (fs->cluster_count == 0)
-        return "FAT: the volume is not mounted (fat_mount failed or was not "
-               "called)";
+        return "FAT: the volume is not mounted "
+               "(fat_mount failed or was not called)";
     for (;;) {
         while (*p == '/')
             p++;
