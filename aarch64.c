@@ -25,8 +25,8 @@ gave the hypervisor a level of its own, *below* the kernel:
     +-----------------------+
     | EL2  hvbook           |   this file
     +-----------------------+
-    | EL3  firmware (QEMU plays it: PSCI)                |
-    +----------------------------------------------------+
+    | EL3  firmware         |   QEMU plays it: PSCI
+    +-----------------------+
 
 An exception is taken to the same or a higher level, never a lower one. So
 when the guest kernel at EL1 executes `HVC` (hypervisor call), touches memory
@@ -384,8 +384,8 @@ The third item of the contract: a barrier that orders memory and device
 accesses. `DSB SY` waits until every earlier memory access, to RAM or to a
 device, has completed before any later one starts (Arm ARM, B2 "The AArch64
 Application Level Memory Model", Memory barriers: Data Synchronization
-Barrier). The VirtIO driver calls it between
-writing a request into memory and ringing the device's doorbell.
+Barrier). The VirtIO driver calls it between writing a request into memory
+and ringing the device's doorbell.
 */
 void io_barrier(void)
 {
@@ -679,12 +679,12 @@ static u64 s2_root_entries; /* how many entries of it the IPA space uses */
 
 `s2_setup` reads the CPU's physical address size, picks the IPA size as in
 the table above, allocates the (empty) root table, two pages aligned to
-their size when the space is 40 bits, and writes the two registers. Nothing
-is translated yet: stage 2 applies only
-once `HCR_EL2.VM` is set (section 5), and only to EL1 and EL0. But from now
-on the VMID is the guest's, so the TLB maintenance in `s2_map` below is aimed
-at the right VM from the first mapping. `VTTBR_EL2` (Arm ARM, register
-description VTTBR_EL2) holds the root:
+their size when the space is 40 bits, and writes the two registers.
+Nothing is translated yet: stage 2 applies only once `HCR_EL2.VM` is set
+(section 5), and only to EL1 and EL0. But from now on the VMID is the
+guest's, so the TLB maintenance in `s2_map` below is aimed at the right VM
+from the first mapping. `VTTBR_EL2` (Arm ARM, register description
+VTTBR_EL2) holds the root:
 
 | bits | field | value |
 |---|---|---|
@@ -750,12 +750,13 @@ static void s2_flush_ipa(u64 ipa)
 the physical memory at `pa`. It walks down from the level-1 root, whose
 index may have a bit more than the 9 of the other levels (the concatenated
 tables), creating any missing level-2 or level-3 table on the way, until it
-reaches the level whose
-entries map `size` bytes: level 2 for 2 MiB, level 3 for 4 KiB. An existing
+reaches the level whose entries map `size` bytes: level 2 for 2 MiB, level
+3 for 4 KiB. An existing
 block or page in the way would mean two mappings overlap, a bug, so it
 panics instead of quietly overwriting.
 
-Guest RAM uses 2 MiB blocks: eight entries map all 16 MiB. Devices use 4 KiB
+Guest RAM uses 2 MiB blocks: eight entries map all 16 MiB (64 map Linux's
+128). Devices use 4 KiB
 pages, mapped one at a time as the guest touches them.
 */
 static void s2_map(u64 ipa, u64 pa, u64 size, u64 attrs)
@@ -1311,8 +1312,8 @@ Each of these comes out of reset UNKNOWN, so each is written:
 */
 /*
 That list covers the base architecture's registers, not every extension's.
-Later extensions add EL2 registers that also come
-out of reset UNKNOWN and also decide what traps: `FEAT_FGT`'s fine-grained
+Later extensions add EL2 registers that also come out of reset UNKNOWN and
+also decide what traps: `FEAT_FGT`'s fine-grained
 trap registers (`HFGRTR_EL2`, `HFGWTR_EL2`, `HFGITR_EL2`, `HDFGRTR_EL2`,
 `HDFGWTR_EL2`) and `FEAT_HCX`'s `HCRX_EL2`. hvbook does not write them.
 QEMU resets them to 0, so no test here can see the difference; on real
@@ -1558,6 +1559,8 @@ the guest, wait for it to exit, handle the exit, enter again.
     |        +-- sync, EC 0x18          -> handle_sysreg
     |        +-- anything else          -> report, stop
     |        |
+    |    vgic_flush, if the exit changed what the guest should see
+    |        |
     +--------+ (unless the VM stopped)
 
 Each exit is counted by reason, for the table printed at the end.
@@ -1701,20 +1704,21 @@ holds one virtual interrupt (IHI0069, register description ICH_LR<n>_EL2):
 | 55..48 | Priority | the guest's                | compared with the guest's   |
 |        |          |                            | priority mask               |
 +--------+----------+----------------------------+-----------------------------+
-| 41     | EOI      | 1 for a level interrupt    | a maintenance interrupt     |
-|        |          | without HW                 | when the guest deactivates  |
-|        |          |                            | it                          |
-+--------+----------+----------------------------+-----------------------------+
 | 44..32 | pINTID   | 27                         | (with HW) the physical      |
 |        |          |                            | interrupt to deactivate     |
++--------+----------+----------------------------+-----------------------------+
+| 41     | EOI      | 1 for a level interrupt    | (without HW, where 44..32   |
+|        |          | without HW                 | is no pINTID) a maintenance |
+|        |          |                            | interrupt when the guest    |
+|        |          |                            | deactivates it              |
 +--------+----------+----------------------------+-----------------------------+
 | 31..0  | vINTID   |                            | what the guest's            |
 |        |          |                            | `ICC_IAR1_EL1` returns      |
 +--------+----------+----------------------------+-----------------------------+
 
 Interrupts reach the guest from three kinds of source, and `vgic` (the
-guest's distributor and redistributor settings, which `gic_emulate` below
-fills in) remembers each:
+guest's distributor and redistributor settings, which `gicd_emulate` and
+`gicr_emulate` below fill in) remembers each:
 
 - **The timer**, INTID 27, backed by the physical PPI 27 (`inject_timer`).
   Its list register has `HW` set: the guest's EOI deactivates the physical
@@ -1732,9 +1736,9 @@ fills in) remembers each:
   or comes back through the maintenance interrupt) or clears it with
   `ICPENDR`. For these lines the latch is their bit in `vgic.pending`, so
   the pending bit is the line *or* the latch.
-- **Edges**: an SGI the guest sends itself through `ICC_SGI1R_EL1`
-  (`send_sgi`) or an interrupt it makes pending by writing `ISPENDR`. They
-  wait in `vgic.pending` until a list register takes them.
+- **Edges**: an SGI the guest sends itself through `ICC_SGI1R_EL1` or its
+  siblings (`send_sgi`), or an interrupt it makes pending by writing
+  `ISPENDR`. They wait in `vgic.pending` until a list register takes them.
 
 An interrupt is *forwarded* only while the guest has it enabled and has
 its group enabled in `GICD_CTLR`, as a real distributor does (IHI0069,
@@ -2532,9 +2536,9 @@ the distributor, whose word 0 is reserved once affinity routing is on
 | `ISENABLER`,            | the enabled set         | set / clear bits         |
 | `ICENABLER`             |                         |                          |
 +-------------------------+-------------------------+--------------------------+
-| `ISPENDR`, `ICPENDR`    | pending: waiting, a     | set makes an edge wait;  |
-|                         | line high, or in a list | clear withdraws          |
-|                         | register as pending     |                          |
+| `ISPENDR`, `ICPENDR`    | pending: waiting, a     | set makes an edge wait,  |
+|                         | line high, or in a list | or latches a level one;  |
+|                         | register as pending     | clear withdraws          |
 +-------------------------+-------------------------+--------------------------+
 | `ISACTIVER`,            | active: in a list       | `ICACTIVER` ends it;     |
 | `ICACTIVER`             | register as active      | `ISACTIVER` is ignored   |

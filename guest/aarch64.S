@@ -53,7 +53,6 @@ _start:
 each, 2 KiB aligned (Arm ARM DDI 0487, chapter D1, "Exception vectors"). The
 entry used depends on where the exception came from and on its type:
 
-
 | offset | taken from | sync | IRQ | FIQ | SError |
 |---|---|---|---|---|---|
 | 0x000 | EL1 using SP_EL0 ("EL1t") | 0 | 1 | 2 | 3 |

@@ -325,9 +325,8 @@ host_trap:
 DEN0022, "Power State Coordination Interface") to whatever firmware is
 below us. With `virtualization=on` QEMU plays that firmware at EL3 and
 listens for `SMC #0`; without it (when we are only at EL1) it listens for
-`HVC #0`. The SMC Calling
-Convention (Arm DEN0028) puts the function id in `w0`, arguments in `x1` ..
-`x3`, and the result back in `x0`.
+`HVC #0`. The SMC Calling Convention (Arm DEN0028) puts the function id in
+`w0`, arguments in `x1` .. `x3`, and the result back in `x0`.
 */
     .global psci_smc
 psci_smc:
