@@ -5,23 +5,26 @@ This is the portable half of `gkernel`, the small operating system that hvbook
 runs as its guest. It is written for a plain machine, not for a hypervisor:
 it has no hypercalls of its own and no idea it may be virtualized. Everything
 it needs from the hardware it asks of the platform layer declared in
-`guest/guest.h`, which `guest/riscv64.c` and `guest/aarch64.c` implement with
-firmware calls (SBI, PSCI), device registers (PL011, GICv3) and the timers.
+`guest/guest.h`, which `guest/riscv64.c`, `guest/aarch64.c` and
+`guest/x86_64.c` implement with firmware calls (SBI, PSCI), device registers
+(PL011 and GICv3 on Arm, the 16550 UART and the local APIC on x86-64) and the
+timers.
 
 The kernel does three things, and prints as it goes, so that the output is
 also the test:
 
 1. a banner and a few facts about the machine;
-2. the *virtual device test*: one 32-bit read from the second flash bank,
-   which must hold the magic bytes `pfld`;
+2. the *virtual device test*: one 32-bit read from a flash bank, which must
+   hold the magic bytes `pfld`;
 3. the *preemption test*: two worker threads share a queue, and only a timer
    interrupt ever takes the CPU from a worker that has work to do.
 
 When the guest runs bare on QEMU, the firmware and QEMU's devices answer. When
 it runs under hvbook, the hypervisor answers instead: it forwards or emulates
-the console, injects the timer interrupt, passes the flash through and catches
-the power-off. A correct hypervisor is one the guest cannot tell apart from the
-machine, so both runs must print the same lines. A complete run looks like:
+the console, injects the timer interrupt, lets the guest read the flash and
+catches the power-off. A correct hypervisor is one the guest cannot tell apart
+from the machine, so both runs must print the same lines. A complete run looks
+like:
 
 ```
  _          _                 _

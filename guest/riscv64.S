@@ -11,9 +11,9 @@ OpenSBI starts the next stage the way every RISC-V kernel expects (the
 Linux kernel's RISC-V boot requirements, `Documentation/arch/riscv/boot.rst`,
 describe the same hand-off): in S-mode, with the MMU off (`satp` = 0) and
 interrupts masked, at 0x8020_0000, with `a0` = this hart's id and `a1` = the
-address of the device tree. This kernel knows its
-board and ignores both. hvbook starts its guest in exactly the same state,
-only in VS-mode, which the guest cannot tell from S-mode.
+address of the device tree. This kernel knows its board and ignores both.
+hvbook starts its guest in exactly the same state, only in VS-mode, which the
+guest cannot tell from S-mode.
 
 `_start` masks interrupts, points `sp` at the boot stack, zeroes `.bss` (a
 firmware loader need not do it for us) and calls `kernel_main`, which never

@@ -248,10 +248,9 @@ SRST's `system_reset(type, reason)` (SBI v2.0, chapter 10.1) with type 0,
 normal end, 1 "system failure" otherwise. hvbook turns reason 1 into a
 failing run: no `Hypervisor ok!`, and a failure status from `run.sh`. Bare,
 it depends on the firmware: Debian 12's OpenSBI 1.1 ignores the reason, and
-QEMU exits with status 0 either way. If SRST is
-missing the call returns an error, and we try the legacy `shutdown` (chapter
-5.9), which cannot carry a reason. If even that returns, we sleep forever with
-interrupts masked.
+QEMU exits with status 0 either way. If SRST is missing the call returns an
+error, and we try the legacy `shutdown` (chapter 5.9), which cannot carry a
+reason. If even that returns, we sleep forever with interrupts masked.
 */
 void plat_shutdown(bool ok)
 {
