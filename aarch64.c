@@ -2857,9 +2857,10 @@ static void handle_stage2_fault(bool fetch)
     bool plain = FSC_TYPE(ISS_FSC(iss)) == FSC_TRANSLATION &&
                  !(iss & ISS_S1PTW) && !fetch;
     bool flash = in_window(ipa, PFLASH_IPA, PFLASH_SIZE);
-    bool device = flash || in_window(ipa, PL011_BASE, PL011_SIZE) ||
-                  in_window(ipa, GICD_BASE, GICD_SIZE) ||
-                  in_window(ipa, GICR_BASE, GICR_SIZE);
+    bool uart = in_window(ipa, PL011_BASE, PL011_SIZE);
+    bool gicd = in_window(ipa, GICD_BASE, GICD_SIZE);
+    bool gicr = in_window(ipa, GICR_BASE, GICR_SIZE);
+    bool device = flash || uart || gicd || gicr;
 
     if ((iss & ISS_CM) && !(iss & ISS_S1PTW) && !fetch && device) {
         exit_counts[EXIT_CACHE_OP]++;
@@ -2868,24 +2869,22 @@ static void handle_stage2_fault(bool fetch)
     }
     plain = plain && !(iss & ISS_CM);
 
-    if (plain && !(iss & ISS_WNR) && in_window(ipa, PFLASH_IPA, PFLASH_SIZE)) {
+    if (plain && !(iss & ISS_WNR) && flash) {
         u64 page = ALIGN_DOWN(ipa, PAGE_SIZE);
         s2_map(page, page, PAGE_SIZE, S2_FLASH);
         exit_counts[EXIT_PFLASH_FAULT]++;
         return; // retry the same instruction
     }
-    if (plain && in_window(ipa, PL011_BASE, PL011_SIZE)) {
+    if (plain && uart) {
         exit_counts[EXIT_PL011]++;
         if (!mmio_emulate(ipa, PL011_BASE, pl011_emulate))
             vm_dump();
         return;
     }
-    if (plain && (in_window(ipa, GICD_BASE, GICD_SIZE) ||
-                  in_window(ipa, GICR_BASE, GICR_SIZE))) {
+    if (plain && (gicd || gicr)) {
         exit_counts[EXIT_GIC]++;
-        bool d = in_window(ipa, GICD_BASE, GICD_SIZE);
-        if (!mmio_emulate(ipa, d ? GICD_BASE : GICR_BASE,
-                          d ? gicd_emulate : gicr_emulate))
+        if (!mmio_emulate(ipa, gicd ? GICD_BASE : GICR_BASE,
+                          gicd ? gicd_emulate : gicr_emulate))
             vm_dump();
         return;
     }
