@@ -1246,9 +1246,17 @@ static void vm_dump(void)
     vm_state = VM_FAULT;
 }
 
-static void vm_fault(const char *what)
+static void vm_fault(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static void vm_fault(const char *fmt, ...)
 {
-    printf("VM fault: %s\n", what);
+    va_list ap;
+    va_start(ap, fmt);
+    printf("VM fault: ");
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
     vm_dump();
 }
 
@@ -1615,11 +1623,9 @@ static void handle_io(void)
         }
     }
     exit_counts[EXIT_REFUSED_IO]++;
-    printf("VM fault: the guest %s port 0x%x (%d byte%s%s), which it does "
-           "not own\n",
-           in ? "read from" : "wrote to", port, size, size == 1 ? "" : "s",
-           info & IOIO_STR ? ", string instruction" : "");
-    vm_dump();
+    vm_fault("the guest %s port 0x%x (%d byte%s%s), which it does not own",
+             in ? "read from" : "wrote to", port, size, size == 1 ? "" : "s",
+             info & IOIO_STR ? ", string instruction" : "");
 }
 
 /*
@@ -1730,11 +1736,11 @@ static void handle_cpuid(void)
         r.ecx &= ~CPUID_7_ECX_OSPKE;
         if (vmcb->cr4 & CR4_PKE)
             r.ecx |= CPUID_7_ECX_OSPKE;
-    }
-    if (leaf == CPUID_EXT_FEATURES)
+    } else if (leaf == CPUID_EXT_FEATURES) {
         r.ecx &= ~CPUID_EXT_ECX_SVM;
-    else if (leaf == CPUID_SVM_FEATURES)
+    } else if (leaf == CPUID_SVM_FEATURES) {
         r = (struct cpuid){0, 0, 0, 0};
+    }
     vmcb->rax = r.eax;
     vcpu.gpr[REG_RBX] = r.ebx;
     vcpu.gpr[REG_RCX] = r.ecx;
@@ -1796,10 +1802,9 @@ static void handle_msr(void)
         break;
     case MSR_APIC_BASE:
         if (value != GUEST_APIC_BASE) {
-            printf("VM fault: the guest wrote 0x%lx to its APIC_BASE MSR: "
-                   "hvbook does not let it move, disable or switch the mode "
-                   "of its local APIC\n", value);
-            vm_dump();
+            vm_fault("the guest wrote 0x%lx to its APIC_BASE MSR: hvbook "
+                     "does not let it move, disable or switch the mode of its "
+                     "local APIC", value);
             return;
         }
         break;
@@ -2311,23 +2316,20 @@ static void handle_stage2_fault(void)
     }
     exit_counts[EXIT_REFUSED_FAULT]++;
     if (delivering) {
-        printf("VM fault: the guest's CPU touched GPA 0x%lx while it "
-               "delivered event 0x%lx (vector %lu): its IDT, stack or TSS "
-               "is not in its RAM\n", gpa, vmcb->exitintinfo,
-               vmcb->exitintinfo & 0xFF);
-        vm_dump();
+        vm_fault("the guest's CPU touched GPA 0x%lx while it delivered "
+                 "event 0x%lx (vector %lu): its IDT, stack or TSS is not in "
+                 "its RAM", gpa, vmcb->exitintinfo, vmcb->exitintinfo & 0xFF);
         return;
     }
     bool device = in_window(gpa, GUEST_LAPIC_GPA, LAPIC_SIZE) ||
                   in_window(gpa, FLASH_GPA, FLASH_SIZE);
-    printf("VM fault: the guest %s GPA 0x%lx, %s\n",
-           err & NPF_FETCH     ? "fetched from"
-           : err & NPF_IN_WALK ? "walked its page tables at"
-           : err & NPF_WRITE   ? "wrote"
-                               : "read",
-           gpa, device ? "a device it may only load from and store to" :
-                         "outside its RAM and its devices");
-    vm_dump();
+    vm_fault("the guest %s GPA 0x%lx, %s",
+             err & NPF_FETCH     ? "fetched from"
+             : err & NPF_IN_WALK ? "walked its page tables at"
+             : err & NPF_WRITE   ? "wrote"
+                                 : "read",
+             gpa, device ? "a device it may only load from and store to" :
+                           "outside its RAM and its devices");
 }
 
 /*
@@ -2412,7 +2414,6 @@ static void vcpu_run(void)
         case VMEXIT_SHUTDOWN:
             // the VMCB's guest state is undefined now (15.14.3)
             exit_counts[EXIT_UNEXPECTED]++;
-
             vm_fault("the guest shut down its CPU (SHUTDOWN: a triple fault, "
                      "an exception it could not deliver)");
             break;
