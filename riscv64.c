@@ -291,7 +291,7 @@ _Noreturn void power_off(bool success)
 {
     if (!success)
         *(volatile u32 *)QEMU_TEST_FINISHER = FINISHER_FAIL(1);
-    sbi_call(SBI_EXT_SRST, 0, SBI_SRST_SHUTDOWN,
+    sbi_call(SBI_EXT_SRST, SBI_SRST_SYSTEM_RESET, SBI_SRST_SHUTDOWN,
              success ? SBI_SRST_REASON_NONE : SBI_SRST_REASON_FAILURE, 0);
     // Firmware without SRST: the legacy call, which cannot report failure.
     sbi_call(SBI_EXT_LEGACY_SHUTDOWN, 0, 0, 0, 0);
@@ -518,6 +518,7 @@ static struct vcpu vcpu;
 
 #define REG_A0 10
 #define REG_A1 11
+#define REG_A2 12
 #define REG_A6 16
 #define REG_A7 17
 
@@ -1111,7 +1112,7 @@ static struct sbiret sbi_srst(u64 a0, u64 a1)
 static void handle_hypercall(void)
 {
     u64 eid = vcpu.x[REG_A7], fid = vcpu.x[REG_A6];
-    u64 a0 = vcpu.x[REG_A0], a1 = vcpu.x[REG_A1], a2 = vcpu.x[12];
+    u64 a0 = vcpu.x[REG_A0], a1 = vcpu.x[REG_A1], a2 = vcpu.x[REG_A2];
     struct sbiret ret = {SBI_ERR_NOT_SUPPORTED, 0};
     bool legacy = eid < SBI_EXT_BASE;
     enum exit_reason reason = EXIT_SBI_OTHER;
@@ -1127,7 +1128,7 @@ static void handle_hypercall(void)
         break;
     case SBI_EXT_LEGACY_PUTCHAR:
         console_putchar((u8)a0);
-        ret.error = 0;
+        ret.error = SBI_SUCCESS;
         reason = EXIT_SBI_CONSOLE;
         break;
     case SBI_EXT_LEGACY_GETCHAR:
@@ -1192,11 +1193,6 @@ static bool in_pflash(u64 gpa)
 static void handle_stage2_fault(void)
 {
     u64 gpa = (vmexit.htval << 2) | (vmexit.stval & 3);
-    const char *access = "wrote";
-    if (vmexit.scause == EXC_INST_GUEST_PAGE_FAULT)
-        access = "fetched an instruction from";
-    else if (vmexit.scause == EXC_LOAD_GUEST_PAGE_FAULT)
-        access = "read";
 
     if (in_pflash(gpa) && vmexit.scause == EXC_LOAD_GUEST_PAGE_FAULT) {
         u64 page = ALIGN_DOWN(gpa, PAGE_SIZE);
@@ -1204,7 +1200,13 @@ static void handle_stage2_fault(void)
         exit_counts[EXIT_PFLASH_FAULT]++;
         return; // retry the same instruction
     }
+
     exit_counts[EXIT_REFUSED_FAULT]++;
+    const char *access = "wrote";
+    if (vmexit.scause == EXC_INST_GUEST_PAGE_FAULT)
+        access = "fetched an instruction from";
+    else if (vmexit.scause == EXC_LOAD_GUEST_PAGE_FAULT)
+        access = "read";
     if (in_pflash(gpa))
         printf("VM fault: the guest %s GPA 0x%lx, in its pflash window, "
                "which is %s\n", access, gpa,
@@ -1318,7 +1320,6 @@ void hv_main(u64 hartid, u64 dtb)
                                   VIRTIO_MMIO_STRIDE, VIRTIO_MMIO_SLOTS);
     printf("bsp_entry: 0x%lx; ept: 0x%lx\n", entry,
            (u64)(uintptr_t)gstage_root);
-
 
     vcpu_setup(entry);
     printf("Entering VM run loop...\n");

@@ -185,7 +185,6 @@ void kprintf(const char *fmt, ...)
         case 'x':
             u = longs ? va_arg(ap, unsigned long long)
                       : va_arg(ap, unsigned int);
-
             kbuf_num(&b, u, false, *fmt == 'u' ? 10 : 16, width, pad);
             break;
         case 'p':

@@ -24,7 +24,6 @@ returns.
 _start:
     csrw    sie, zero               // no interrupt source enabled yet
     csrci   sstatus, 2              // sstatus.SIE (bit 1) = 0: masked
-
     la      sp, boot_stack_top
 
     la      t0, __bss_start

@@ -144,7 +144,6 @@ void plat_console_write(const char *s, size_t n)
     while (n && have_dbcn) {
         struct sbiret r =
             sbi_call(SBI_EXT_DBCN, SBI_DBCN_WRITE, n, (uintptr_t)s, 0);
-
         if (r.error || r.value <= 0 || (size_t)r.value > n) {
             have_dbcn = false;
             break;
