@@ -510,9 +510,8 @@ anyway before long mode is on. So the GDT holds three descriptors of 8 bytes:
 |                  |                       | `S`; type 0x2 = read/write        |
 +------------------+-----------------------+-----------------------------------+
 
-The data descriptor is a complete flat 32-bit one, because the 32-bit entry
-code loads it before long mode is on. `gdt_pointer` is the 6-byte operand of
-`lgdt`: the limit (size - 1), then the base.
+`gdt_pointer` is the 6-byte operand of the 32-bit `lgdt`: the limit
+(size - 1), then the base.
 */
     .section .rodata
     .balign 8
