@@ -163,7 +163,7 @@ vcpu_enter:
     sret                    // into the guest: V=1, VS-mode, pc = sepc
 
 /*
-`trap_entry` is where *every* trap taken in HS-mode arrives, `stvec` points
+`trap_entry` is where *every* trap taken in HS-mode arrives: `stvec` points
 here. A trap from the guest (a VM exit) saves all 31 guest registers into
 the `vcpu`, restores the host's, and returns from `vcpu_enter` to the run
 loop, which then reads `scause`, `stval`, `htval` and `htinst` to learn why.
