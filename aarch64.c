@@ -3241,6 +3241,7 @@ static void handle_sysreg(void)
     int rt = (int)ISS_SYS_RT(iss);
     u64 v = rt == 31 ? 0 : vcpu.x[rt];
 
+    // ICC_SGI1R_EL1 (op2 5), ICC_ASGI1R_EL1 (6), ICC_SGI0R_EL1 (7)
     if (key >= SYSREG(3, 0, 12, 11, 5) && key <= SYSREG(3, 0, 12, 11, 7)) {
         if (read)
             inject_undef();

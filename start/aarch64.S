@@ -185,7 +185,7 @@ one macro serves both.
 .endm
 
 /*
-`guest_exit` is where the four vectors for exceptions from a lower level
+`guest_exit` is where the eight vectors for exceptions from a lower level
 arrive, with the guest's `x0` and `x1` pushed on the hypervisor stack and the
 kind of exception in `x1`. It saves all 31 guest registers and the five
 registers that describe the exit into the `vcpu`, restores the host's, and
